@@ -1,0 +1,58 @@
+# dyno: `make demo` runs the main job, `make test` runs every test.
+# Everything fetched or built goes into ignored folders: .cache/ (ONNX Runtime,
+# influxd, tools), models/ (the model zoo and trained classifier).
+
+SHELL := /bin/bash
+GO    ?= go
+export CGO_ENABLED := 1
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: deps
+deps: ## Fetch Go modules and the ONNX Runtime 1.24.1 library (npm registry) into .cache/; no-op when present (ORT_LIB=path uses your own)
+	@echo "deps: downloading Go modules (cached in $$($(GO) env GOMODCACHE))"
+	@$(GO) mod download
+	@./scripts/fetch-ort.sh
+
+.PHONY: build
+build: ## Build the binaries into bin/
+	@mkdir -p bin
+	$(GO) build -o bin/ ./cmd/...
+
+.PHONY: proto
+proto: ## Regenerate the committed Go code of every .proto file with the pinned tools in go.mod
+	@./scripts/proto.sh
+
+.PHONY: proto-check
+proto-check: ## Fail if the committed generated code differs from what `make proto` would write
+	@./scripts/proto.sh -check
+
+.PHONY: lint
+lint: ## gofmt check and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+.PHONY: models
+models: deps ## Build the model zoo and the trained reference classifier into models/ (cached)
+	@./scripts/models.sh
+
+.PHONY: test
+test: deps lint proto-check models ## Run every test (race detector on) against the real parts
+	$(GO) test -race -count=1 -timeout 40m ./...
+
+.PHONY: bench
+bench: deps ## Run the benchmarks and print the summary tables
+	@./scripts/bench.sh
+
+.PHONY: demo
+demo: deps ## Run the most complete part of dyno that exists (see README)
+	@./scripts/demo.sh
+
+.PHONY: clean
+clean: ## Remove build outputs and fetched parts (.cache/, bin/, models/)
+	rm -rf bin/ .cache/ models/ out/

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Fetch the ONNX Runtime shared library into .cache/onnxruntime from the
+# onnxruntime-node package of the npm registry, and verify that it loads
+# through onnxruntime_go. A no-op when the library is already there.
+# ORT_LIB=/path/to/libonnxruntime.so uses an existing library instead.
+set -euo pipefail
+ORT_VERSION=${ORT_VERSION:-1.24.1}
+root=$(cd "$(dirname "$0")/.." && pwd)
+dest="$root/.cache/onnxruntime"
+lib="$dest/libonnxruntime.so.1"
+
+if [ -n "${ORT_LIB:-}" ]; then
+  echo "deps: using ONNX Runtime from ORT_LIB=$ORT_LIB"
+  (cd "$root" && go run ./executor/ort/internal/ortcheck "$ORT_LIB")
+  exit 0
+fi
+if [ -f "$lib" ] && [ -f "$dest/VERSION" ] && [ "$(cat "$dest/VERSION")" = "$ORT_VERSION" ]; then
+  echo "deps: ONNX Runtime $ORT_VERSION already in $dest"
+  exit 0
+fi
+case "$(uname -m)" in
+  x86_64|amd64) arch=x64 ;;
+  aarch64|arm64) arch=arm64 ;;
+  *) echo "deps: no ONNX Runtime build for $(uname -m) in onnxruntime-node; set ORT_LIB" >&2; exit 1 ;;
+esac
+command -v npm >/dev/null || { echo "deps: npm is needed to fetch onnxruntime-node (or set ORT_LIB)" >&2; exit 1; }
+echo "deps: fetching onnxruntime-node@$ORT_VERSION from the npm registry (about 85 MB)"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+(cd "$tmp" && npm pack --silent "onnxruntime-node@$ORT_VERSION" >/dev/null)
+tar -xzf "$tmp/onnxruntime-node-$ORT_VERSION.tgz" -C "$tmp" "package/bin/napi-v6/linux/$arch/libonnxruntime.so.1"
+mkdir -p "$dest"
+mv "$tmp/package/bin/napi-v6/linux/$arch/libonnxruntime.so.1" "$lib.tmp"
+mv "$lib.tmp" "$lib"
+echo "$ORT_VERSION" > "$dest/VERSION"
+(cd "$root" && go run ./executor/ort/internal/ortcheck "$lib")
