@@ -37,6 +37,10 @@ lint: ## gofmt check and go vet
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+.PHONY: examples
+examples: ## Regenerate the shipped cost-model examples in examples/
+	$(GO) run ./internal/examplegen -out examples
+
 .PHONY: models
 models: deps ## Build the model zoo and the trained reference classifier into models/ (cached)
 	@./scripts/models.sh

@@ -70,8 +70,12 @@ type Stages struct {
 	PackMs float64 `json:"pack_ms"`
 	// Bytes is what crosses the link.
 	Bytes float64 `json:"bytes"`
-	// NetworkMs is transfer time plus RTT.
-	NetworkMs    float64 `json:"network_ms"`
+	// NetworkMs is the transfer time: how long the link is busy with the
+	// request (what limits a pipelined stream).
+	NetworkMs float64 `json:"network_ms"`
+	// RTTMs is the round trip of the request and its result (it adds to
+	// latency but does not occupy the link).
+	RTTMs        float64 `json:"rtt_ms"`
 	CloudQueueMs float64 `json:"cloud_queue_ms"`
 	CloudMs      float64 `json:"cloud_ms"`
 	UnpackMs     float64 `json:"unpack_ms"`
@@ -82,8 +86,8 @@ type Stages struct {
 // Device is the device stage D (compute plus packing).
 func (s Stages) Device() float64 { return s.DeviceMs + s.PackMs }
 
-// Network is the network stage N.
-func (s Stages) Network() float64 { return s.NetworkMs }
+// Network is the network stage N of one request: transfer plus round trip.
+func (s Stages) Network() float64 { return s.NetworkMs + s.RTTMs }
 
 // Cloud is the cloud stage C (queue, unpacking, compute).
 func (s Stages) Cloud() float64 { return s.CloudQueueMs + s.UnpackMs + s.CloudMs }
@@ -91,8 +95,12 @@ func (s Stages) Cloud() float64 { return s.CloudQueueMs + s.UnpackMs + s.CloudMs
 // LatencyMs is the end-to-end latency of one request, D + N + C.
 func (s Stages) LatencyMs() float64 { return s.Device() + s.Network() + s.Cloud() }
 
-// BottleneckMs is the slowest stage of a pipelined stream, max(D, N, C).
-func (s Stages) BottleneckMs() float64 { return math.Max(s.Device(), math.Max(s.Network(), s.Cloud())) }
+// BottleneckMs is the slowest stage of a pipelined stream, max(D, N, C),
+// where the network stage counts only the transfer: requests in flight
+// overlap their round trips.
+func (s Stages) BottleneckMs() float64 {
+	return math.Max(s.Device(), math.Max(s.NetworkMs, s.Cloud()))
+}
 
 // ThroughputRPS is the request rate of a pipelined stream, 1 / max(D, N, C);
 // zero when every stage takes no time (it would be unbounded).

@@ -152,7 +152,8 @@ func (b Base) Predict(c Conditions) Stages {
 	if b.Sends() {
 		s.PackMs = b.PackMs * ds
 		s.Bytes = b.Bytes
-		s.NetworkMs = TransferMs(b.Bytes, c.BandwidthMbps) + c.RTTMs
+		s.NetworkMs = TransferMs(b.Bytes, c.BandwidthMbps)
+		s.RTTMs = c.RTTMs
 		s.CloudQueueMs = c.CloudQueueMs
 		s.UnpackMs = b.UnpackMs * cs
 	}

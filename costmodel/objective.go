@@ -7,12 +7,13 @@ type ObjectiveKind string
 
 // The objectives.
 const (
-	// MaxThroughput minimises the bottleneck stage of a pipelined stream.
+	// MaxThroughput minimises the bottleneck stage of a pipelined stream
+	// (ties go to the lower latency).
 	MaxThroughput ObjectiveKind = "max-throughput"
 	// MinLatency minimises end-to-end latency.
 	MinLatency ObjectiveKind = "min-latency"
 	// MinCloudCost minimises cloud GPU time while the latency SLO holds
-	// (DynO's onloading aim); it needs an SLO.
+	// (DynO's onloading aim; ties go to the lower latency); it needs an SLO.
 	MinCloudCost ObjectiveKind = "min-cloud-cost"
 	// Weighted minimises a weighted sum of latency, bottleneck, cloud GPU
 	// time and kilobytes sent.
@@ -48,9 +49,9 @@ type Weights struct {
 	KB           float64 `json:"kb,omitempty"`
 }
 
-// minCloudCostLatencyWeight breaks ties between arms of equal cloud cost (all
-// device-heavy arms cost little) in favour of the faster one.
-const minCloudCostLatencyWeight = 1e-3
+// tieBreakLatencyWeight breaks ties between arms of equal cloud cost (every
+// device-only arm costs none) or equal bottleneck in favour of the faster one.
+const tieBreakLatencyWeight = 1e-3
 
 // Validate names the first bad field.
 func (o Objective) Validate() error {
@@ -95,11 +96,11 @@ func (o Objective) Cost(s Stages) float64 {
 	var c float64
 	switch o.Kind {
 	case MaxThroughput:
-		c = s.BottleneckMs()
+		c = s.BottleneckMs() + tieBreakLatencyWeight*s.LatencyMs()
 	case MinLatency:
 		c = s.LatencyMs()
 	case MinCloudCost:
-		c = s.CloudGPUMs() + minCloudCostLatencyWeight*s.LatencyMs()
+		c = s.CloudGPUMs() + tieBreakLatencyWeight*s.LatencyMs()
 	case Weighted:
 		w := o.Weights
 		c = w.LatencyMs*s.LatencyMs() + w.BottleneckMs*s.BottleneckMs() + w.CloudGPUMs*s.CloudGPUMs() + w.KB*s.Bytes/1000
