@@ -241,4 +241,3 @@ func splitName(cm *costmodel.Model, s int) string {
 	}
 	return cm.Manifest.Blocks[s-1].Name
 }
-

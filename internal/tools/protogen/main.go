@@ -124,4 +124,3 @@ func plugin(name string, req *pluginpb.CodeGeneratorRequest) ([]*pluginpb.CodeGe
 	}
 	return resp.File, nil
 }
-
