@@ -1,0 +1,180 @@
+package eval
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// ErrNoSamples is returned by an estimator given nothing to estimate from.
+var ErrNoSamples = errors.New("eval: no samples")
+
+// Sample is one logged decision as the off-policy estimators see it: what
+// the logging policy chose and with what probability, what it cost, and what
+// the target policy would have done in the same conditions.
+type Sample struct {
+	// Arm is the index of the logged arm.
+	Arm int
+	// Propensity is the logging policy's probability of Arm, in (0, 1].
+	Propensity float64
+	// Cost is the observed cost of Arm (lower is better).
+	Cost float64
+	// Target is the target policy's probability of every arm in the
+	// sample's conditions; it sums to one.
+	Target []float64
+	// Model is the reward model's predicted cost of every arm in the
+	// sample's conditions; nil when no model was fitted (the direct method
+	// and doubly robust estimators need it).
+	Model []float64
+}
+
+// weight is the importance weight of the logged arm.
+func (s *Sample) weight() float64 { return s.Target[s.Arm] / s.Propensity }
+
+// direct is the reward model's expected cost of the target policy.
+func (s *Sample) direct() float64 {
+	var v float64
+	for a, p := range s.Target {
+		if p != 0 {
+			v += p * s.Model[a]
+		}
+	}
+	return v
+}
+
+// Validate names the first inconsistency of a sample.
+func (s *Sample) Validate(arms int) error {
+	switch {
+	case s.Arm < 0 || s.Arm >= arms:
+		return fmt.Errorf("eval: sample: arm %d outside 0..%d", s.Arm, arms-1)
+	case !(s.Propensity > 0 && s.Propensity <= 1):
+		return fmt.Errorf("eval: sample: propensity %g outside (0, 1]", s.Propensity)
+	case math.IsNaN(s.Cost) || math.IsInf(s.Cost, 0):
+		return fmt.Errorf("eval: sample: cost %g is not finite", s.Cost)
+	case len(s.Target) != arms:
+		return fmt.Errorf("eval: sample: target distribution has %d arms, want %d", len(s.Target), arms)
+	case s.Model != nil && len(s.Model) != arms:
+		return fmt.Errorf("eval: sample: reward model has %d arms, want %d", len(s.Model), arms)
+	}
+	return nil
+}
+
+// Estimator names an off-policy estimator of a target policy's mean cost.
+type Estimator string
+
+// The estimators.
+const (
+	// Replay keeps each logged decision with probability w / max w (a
+	// rejection sampler over importance weights: Li et al., WSDM 2011,
+	// generalised to non-uniform logging) and averages what it kept.
+	Replay Estimator = "replay"
+	// IPS is inverse propensity scoring, mean of w x cost.
+	IPS Estimator = "ips"
+	// SNIPS is self-normalised IPS, sum(w x cost) / sum(w).
+	SNIPS Estimator = "snips"
+	// DM is the direct method: the reward model's cost of the target.
+	DM Estimator = "dm"
+	// DR is doubly robust: DM plus the IPS-weighted model residual.
+	DR Estimator = "dr"
+	// SwitchDR is DR where w <= tau and DM where it is larger (Wang et al.,
+	// "Optimal and Adaptive Off-policy Evaluation in Contextual Bandits",
+	// ICML 2017): it trades a little bias for much less variance.
+	SwitchDR Estimator = "switch-dr"
+)
+
+// Estimators lists every estimator in a stable order.
+var Estimators = []Estimator{Replay, IPS, SNIPS, DM, DR, SwitchDR}
+
+// NeedsModel reports whether the estimator needs a reward model.
+func (e Estimator) NeedsModel() bool { return e == DM || e == DR || e == SwitchDR }
+
+// ParseEstimator checks an estimator name.
+func ParseEstimator(s string) (Estimator, error) {
+	for _, e := range Estimators {
+		if string(e) == s {
+			return e, nil
+		}
+	}
+	return "", fmt.Errorf("eval: unknown estimator %q (want one of %v)", s, Estimators)
+}
+
+// DefaultSwitchTau is the importance weight above which switch-DR trusts
+// the reward model instead of the logged cost.
+const DefaultSwitchTau = 20
+
+// terms returns the per-sample terms whose mean (or, for SNIPS, ratio) is
+// the estimate; for SNIPS the second slice holds the weights.
+func terms(e Estimator, samples []Sample, tau float64, keep []bool) (num, den []float64, err error) {
+	if len(samples) == 0 {
+		return nil, nil, ErrNoSamples
+	}
+	if e.NeedsModel() && samples[0].Model == nil {
+		return nil, nil, fmt.Errorf("eval: %s needs a reward model", e)
+	}
+	num = make([]float64, len(samples))
+	switch e {
+	case IPS:
+		for i := range samples {
+			num[i] = samples[i].weight() * samples[i].Cost
+		}
+	case SNIPS, Replay:
+		den = make([]float64, len(samples))
+		for i := range samples {
+			w := samples[i].weight()
+			if e == Replay {
+				// The kept samples count once each.
+				w = 0
+				if keep[i] {
+					w = 1
+				}
+			}
+			num[i], den[i] = w*samples[i].Cost, w
+		}
+	case DM:
+		for i := range samples {
+			num[i] = samples[i].direct()
+		}
+	case DR, SwitchDR:
+		for i := range samples {
+			s := &samples[i]
+			w := s.weight()
+			if e == SwitchDR && w > tau {
+				num[i] = s.direct()
+				continue
+			}
+			num[i] = s.direct() + w*(s.Cost-s.Model[s.Arm])
+		}
+	default:
+		return nil, nil, fmt.Errorf("eval: unknown estimator %q", e)
+	}
+	return num, den, nil
+}
+
+func ratio(num, den []float64, idx []int) float64 {
+	var n, d float64
+	if idx == nil {
+		for i := range num {
+			n += num[i]
+			if den != nil {
+				d += den[i]
+			}
+		}
+		if den == nil {
+			d = float64(len(num))
+		}
+	} else {
+		for _, i := range idx {
+			n += num[i]
+			if den != nil {
+				d += den[i]
+			}
+		}
+		if den == nil {
+			d = float64(len(idx))
+		}
+	}
+	if d == 0 {
+		return math.NaN()
+	}
+	return n / d
+}
