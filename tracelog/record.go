@@ -1,0 +1,145 @@
+package tracelog
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/dynoml/dyno/costmodel"
+)
+
+// SchemaVersion is the version of the record schema this build writes and
+// reads; docs/traces.md documents it.
+const SchemaVersion = 1
+
+// ErrInvalid is wrapped by every record validation failure.
+var ErrInvalid = errors.New("tracelog: invalid record")
+
+// Record is one executed request.
+type Record struct {
+	// Schema is SchemaVersion.
+	Schema int `json:"schema"`
+	// ID identifies the request; with Executor it is unique.
+	ID string `json:"id"`
+	// Key is the learning key (model/device class/objective).
+	Key      string `json:"key,omitempty"`
+	Executor string `json:"executor,omitempty"`
+	// Seq is the record's position in the controller's log (0 if none).
+	Seq  uint64    `json:"seq,omitempty"`
+	Time time.Time `json:"time"`
+	// Policy is the kind of policy that chose; PolicyVersion its version.
+	Policy        string               `json:"policy,omitempty"`
+	PolicyVersion uint64               `json:"policy_version"`
+	Conditions    costmodel.Conditions `json:"conditions"`
+	// Eligible lists the arm indices (costmodel.Model.Arms order) the
+	// policy could choose from; empty means unknown.
+	Eligible []int `json:"eligible,omitempty"`
+	// ArmIndex is the chosen arm's index, Arm the arm itself.
+	ArmIndex int           `json:"arm_index"`
+	Arm      costmodel.Arm `json:"arm"`
+	// Explore is set when the choice was not the policy's greedy one.
+	Explore bool `json:"explore,omitempty"`
+	// Propensity is the probability the chosen arm had, in (0, 1].
+	Propensity float64 `json:"propensity"`
+	// Probs is the full distribution over arms, when the logger knew it.
+	Probs    []float64 `json:"probs,omitempty"`
+	Observed Observed  `json:"observed"`
+	// Accuracy is the accuracy signal (1 correct, 0 wrong, or agreement),
+	// nil when the request had none.
+	Accuracy *float64 `json:"accuracy,omitempty"`
+	// Cost is the objective's cost of Observed when it was logged.
+	Cost float64 `json:"cost"`
+}
+
+// Observed is what the executors measured, stage by stage.
+type Observed struct {
+	DeviceMs     float64 `json:"device_ms"`
+	PackMs       float64 `json:"pack_ms"`
+	Bytes        float64 `json:"bytes"`
+	NetworkMs    float64 `json:"network_ms"`
+	RTTMs        float64 `json:"rtt_ms"`
+	CloudQueueMs float64 `json:"cloud_queue_ms"`
+	CloudMs      float64 `json:"cloud_ms"`
+	UnpackMs     float64 `json:"unpack_ms"`
+}
+
+// Stages converts the observation to the cost model's stages of arm a.
+func (o Observed) Stages(a costmodel.Arm) costmodel.Stages {
+	return costmodel.Stages{Arm: a, DeviceMs: o.DeviceMs, PackMs: o.PackMs, Bytes: o.Bytes, NetworkMs: o.NetworkMs,
+		RTTMs: o.RTTMs, CloudQueueMs: o.CloudQueueMs, CloudMs: o.CloudMs, UnpackMs: o.UnpackMs}
+}
+
+// FromStages is the observation of measured stages.
+func FromStages(s costmodel.Stages) Observed {
+	return Observed{DeviceMs: s.DeviceMs, PackMs: s.PackMs, Bytes: s.Bytes, NetworkMs: s.NetworkMs,
+		RTTMs: s.RTTMs, CloudQueueMs: s.CloudQueueMs, CloudMs: s.CloudMs, UnpackMs: s.UnpackMs}
+}
+
+// probsTolerance is how far a logged distribution may sum from one.
+const probsTolerance = 1e-6
+
+// Validate names the first bad field.
+func (r *Record) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+	}
+	if r.Schema != SchemaVersion {
+		return bad("schema", "version %d, this build reads %d", r.Schema, SchemaVersion)
+	}
+	if r.ID == "" {
+		return bad("id", "empty")
+	}
+	if err := r.Conditions.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if r.ArmIndex < 0 {
+		return bad("arm_index", "negative (%d)", r.ArmIndex)
+	}
+	if !(r.Propensity > 0 && r.Propensity <= 1) {
+		return bad("propensity", "%g is outside (0, 1]", r.Propensity)
+	}
+	o := r.Observed
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{
+		{"observed.device_ms", o.DeviceMs}, {"observed.pack_ms", o.PackMs}, {"observed.bytes", o.Bytes},
+		{"observed.network_ms", o.NetworkMs}, {"observed.rtt_ms", o.RTTMs}, {"observed.cloud_queue_ms", o.CloudQueueMs},
+		{"observed.cloud_ms", o.CloudMs}, {"observed.unpack_ms", o.UnpackMs},
+	} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
+			return bad(f.name, "%g is not a finite non-negative number", f.v)
+		}
+	}
+	if math.IsNaN(r.Cost) || math.IsInf(r.Cost, 0) {
+		return bad("cost", "%g is not finite", r.Cost)
+	}
+	if r.Accuracy != nil && !(*r.Accuracy >= 0 && *r.Accuracy <= 1) {
+		return bad("accuracy", "%g is outside [0, 1]", *r.Accuracy)
+	}
+	if len(r.Probs) > 0 {
+		if r.ArmIndex >= len(r.Probs) {
+			return bad("arm_index", "%d but probs has %d arms", r.ArmIndex, len(r.Probs))
+		}
+		var sum float64
+		for i, p := range r.Probs {
+			if !(p >= 0 && p <= 1) {
+				return bad(fmt.Sprintf("probs[%d]", i), "%g is outside [0, 1]", p)
+			}
+			sum += p
+		}
+		if math.Abs(sum-1) > probsTolerance {
+			return bad("probs", "sums to %g, not 1", sum)
+		}
+		if math.Abs(r.Probs[r.ArmIndex]-r.Propensity) > probsTolerance {
+			return bad("propensity", "%g but probs[%d] is %g", r.Propensity, r.ArmIndex, r.Probs[r.ArmIndex])
+		}
+	}
+	for i, a := range r.Eligible {
+		if a < 0 {
+			return bad(fmt.Sprintf("eligible[%d]", i), "negative arm index %d", a)
+		}
+	}
+	return nil
+}
