@@ -22,8 +22,8 @@ func record(i int) *tracelog.Record {
 		Conditions: costmodel.Conditions{BandwidthMbps: 1.5, RTTMs: 40},
 		Eligible:   []int{0, 1, 2}, ArmIndex: 1, Arm: costmodel.Arm{Split: 1, Bits: 8}, Explore: true,
 		Propensity: 0.25, Probs: []float64{0.5, 0.25, 0.25},
-		Observed:   tracelog.Observed{DeviceMs: 10, PackMs: 0.5, Bytes: 1000, NetworkMs: 5.3, RTTMs: 40, CloudMs: 2},
-		Accuracy:   &acc, Cost: 57.8,
+		Observed: tracelog.Observed{DeviceMs: 10, PackMs: 0.5, Bytes: 1000, NetworkMs: 5.3, RTTMs: 40, CloudMs: 2},
+		Accuracy: &acc, Cost: 57.8,
 	}
 }
 
