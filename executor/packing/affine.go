@@ -20,57 +20,46 @@ func (g group) run(k int) []float32 {
 
 func (g group) len() int { return g.inner * g.count }
 
-// minScale keeps 1/scale finite: the smallest normal float32.
-const minScale = 0x1p-126
+// Order-preserving integer keys of float32 values. key maps the bits of a
+// float to an int32 that compares like the float (for non-NaN values), so
+// min and max become integer CMOVs instead of float branches, which Go
+// compiles poorly; ukey is the same order as uint32, for radix selection.
+// key is its own inverse.
+func key(b int32) int32 { return b ^ (b >> 31 & 0x7fffffff) }
 
-// minMax returns the smallest and largest value of g and whether every value
-// is finite. NaN fails every comparison, so it is caught separately; the
-// check costs one predictable branch an element.
+func ukey(x float32) uint32 { return uint32(key(int32(math.Float32bits(x)))) ^ 0x80000000 }
+
+func fromUkey(k uint32) float32 {
+	return math.Float32frombits(uint32(key(int32(k ^ 0x80000000))))
+}
+
+const (
+	keyPosInf  = 0x7f800000      // key(+Inf); larger keys are NaN
+	keyNegInf  = -0x7f800000 - 1 // key(-Inf) = int32(0x807fffff); smaller keys are NaN
+	ukeyZero   = 0x80000000      // ukey(+0); ukey(-0) is one less
+	ukeyPosInf = 0xff800000      // ukey(+Inf); larger keys are NaN
+	ukeyNegInf = 0x007fffff      // ukey(-Inf); smaller keys are NaN
+	minScale   = 0x1p-126        // smallest normal float32: keeps 1/scale finite
+)
+
+// minMax returns the smallest and largest value of g and whether all its
+// values are finite (NaN and ±Inf have keys beyond ±Inf's).
 func minMax(g group) (mn, mx float32, finite bool) {
 	if g.len() == 0 {
 		return 0, 0, true
 	}
-	mn, mx = g.data[g.start], g.data[g.start]
-	nan := false
+	k0 := key(int32(math.Float32bits(g.data[g.start])))
+	kmn, kmx := k0, k0
 	for k := range g.count {
-		r := g.run(k)
-		// Two lanes halve the dependency chains of the compares.
-		mn1, mx1 := mn, mx
-		i := 0
-		for ; i+1 < len(r); i += 2 {
-			a, b := r[i], r[i+1]
-			if a != a || b != b {
-				nan = true
-			}
-			if a < mn {
-				mn = a
-			}
-			if a > mx {
-				mx = a
-			}
-			if b < mn1 {
-				mn1 = b
-			}
-			if b > mx1 {
-				mx1 = b
-			}
+		for _, x := range g.run(k) {
+			kx := key(int32(math.Float32bits(x)))
+			kmn = min(kmn, kx)
+			kmx = max(kmx, kx)
 		}
-		for ; i < len(r); i++ {
-			a := r[i]
-			if a != a {
-				nan = true
-			}
-			if a < mn {
-				mn = a
-			}
-			if a > mx {
-				mx = a
-			}
-		}
-		mn, mx = min(mn, mn1), max(mx, mx1)
 	}
-	finite = !nan && !math.IsInf(float64(mn), 0) && !math.IsInf(float64(mx), 0)
-	return mn, mx, finite
+	mn = math.Float32frombits(uint32(key(kmn)))
+	mx = math.Float32frombits(uint32(key(kmx)))
+	return mn, mx, kmn > keyNegInf && kmx < keyPosInf
 }
 
 // nonFinite returns an error naming the first NaN or Inf in data.
@@ -81,84 +70,6 @@ func nonFinite(data []float32) error {
 		}
 	}
 	return fmt.Errorf("%w: non-finite value", ErrInvalid) // not reached
-}
-
-const maxBins = 2048
-
-// histogram is scratch for percentileRange; it lives on the caller's stack.
-type histogram struct {
-	coarse, lo, hi [maxBins]uint32
-}
-
-// percentileRange approximates the [100-p, p] percentiles of g (nearest rank)
-// with a two-level histogram: a coarse histogram over [mn, mx] finds the bin
-// holding each rank, a second pass histograms just those two bins. The
-// result brackets the exact percentiles from outside by at most
-// (mx-mn)/bins^2, so the clip never cuts more than asked. mn and mx are
-// g's extremes; the counts fit uint32 because Encode caps elements at 2^32-1.
-func percentileRange(g group, mn, mx float32, p float64, h *histogram) (lo, hi float32) {
-	n := g.len()
-	khi := int(math.Ceil(p/100*float64(n))) - 1
-	khi = min(max(khi, 0), n-1)
-	klo := n - 1 - khi
-	if mn == mx || khi == n-1 {
-		return mn, mx
-	}
-	bins := maxBins
-	for bins > 16 && bins*8 > n {
-		bins /= 2
-	}
-	base := float64(mn)
-	width := (float64(mx) - base) / float64(bins)
-	inv := 1 / width
-	last := bins - 1
-	coarse := h.coarse[:bins]
-	clear(coarse)
-	for k := range g.count {
-		for _, x := range g.run(k) {
-			i := min(int((float64(x)-base)*inv), last)
-			coarse[i]++
-		}
-	}
-	blo, restLo := findRank(coarse, klo)
-	bhi, restHi := findRank(coarse, khi)
-
-	loBase := base + float64(blo)*width
-	hiBase := base + float64(bhi)*width
-	sub := width / float64(bins)
-	subInv := 1 / sub
-	fineLo, fineHi := h.lo[:bins], h.hi[:bins]
-	clear(fineLo)
-	clear(fineHi)
-	for k := range g.count {
-		for _, x := range g.run(k) {
-			xf := float64(x)
-			i := min(int((xf-base)*inv), last)
-			if i == blo {
-				fineLo[min(max(int((xf-loBase)*subInv), 0), last)]++
-			}
-			if i == bhi {
-				fineHi[min(max(int((xf-hiBase)*subInv), 0), last)]++
-			}
-		}
-	}
-	jlo, _ := findRank(fineLo, restLo)
-	jhi, _ := findRank(fineHi, restHi)
-	lo = max(float32(loBase+float64(jlo)*sub), mn)
-	hi = min(float32(hiBase+float64(jhi+1)*sub), mx)
-	return lo, max(hi, lo)
-}
-
-// findRank returns the bin holding the value of 0-based rank k and k's rank
-// within that bin.
-func findRank(h []uint32, k int) (bin, rest int) {
-	for i, c := range h {
-		if k < int(c) {
-			return i, k
-		}
-		k -= int(c)
-	}
-	return len(h) - 1, 0 // not reached when the counts add up
 }
 
 // affineParams chooses scale and an integer zero point for [lo, hi]. The
@@ -176,37 +87,92 @@ func affineParams(lo, hi float32, bits int) Param {
 	scale := max(float32(r/float64(qmax)), minScale)
 	zp := int(math.Round(-float64(lo) / float64(scale)))
 	zp = min(max(zp, 0), qmax)
-	// Keep both ends finite after the float32 rounding of scale.
+	// Keep both ends of the representable range finite. Only ranges wider
+	// than about MaxFloat32 get here, and they lose accuracy at the ends: an
+	// exact zero and finite ends cannot both be had at few bits.
+	if m := float64(max(zp, qmax-zp)); float64(scale)*m > math.MaxFloat32 {
+		scale = float32(math.MaxFloat32 / m)
+	}
 	for math.IsInf(float64(float32(qmax-zp)*scale), 0) || math.IsInf(float64(float32(-zp)*scale), 0) {
-		scale = math.Nextafter32(scale, 0)
+		scale = math.Nextafter32(scale, 0) // at most a step or two after the division
 	}
 	return Param{Scale: scale, ZeroPoint: zp}
 }
 
-// quantizer maps a value to its code: round(x/scale)+zp clamped to
-// [0, qmax], computed as trunc(clamp(x*inv + zp + 0.5)) so the inner loop has
-// no math.Round and no division.
+// quantizer maps a value to its code, round(x/scale)+zp clamped to
+// [0, qmax], computed as int32(x*inv + off) with off = zp+0.5: no division
+// and no math.Round in the inner loop. How much clamping that needs depends
+// on the inputs, so each group gets one of three modes:
+//
+//   - modeFast: no clamp at all. Valid when every input lies in [mn, mx] and
+//     both ends were checked to land in [0, qmax] (the expression is
+//     monotonic in x). This is the min/max path.
+//   - modeClampInt: clamp the integer code. Valid while x*inv stays far from
+//     int32 overflow at both ends. This is the clip path.
+//   - modeClampFloat: clamp x into the representable range first, then as
+//     modeClampInt; for clip ranges that outliers would overflow.
 type quantizer struct {
-	inv, off, qmax float32
+	inv, off float32
+	lo, hi   float32 // modeClampFloat: the representable range
+	qmax     int32
+	mode     uint8
 }
 
-func newQuantizer(p Param, bits int) quantizer {
-	return quantizer{
+const (
+	modeFast uint8 = iota
+	modeClampInt
+	modeClampFloat
+)
+
+// newQuantizer builds the quantizer of p for inputs in [mn, mx]; clip says
+// the inputs may lie outside p's range.
+func newQuantizer(p Param, bits int, mn, mx float32, clip bool) quantizer {
+	q := quantizer{
 		inv:  1 / p.Scale,
 		off:  float32(p.ZeroPoint) + 0.5,
-		qmax: float32(int(1)<<bits - 1),
+		qmax: int32(1)<<bits - 1,
 	}
+	if clip {
+		const limit = 1 << 30
+		if vlo, vhi := q.unfused(mn), q.unfused(mx); vlo > -limit && vhi < limit {
+			q.mode = modeClampInt
+		} else {
+			q.mode = modeClampFloat
+			q.lo = float32(-p.ZeroPoint) * p.Scale
+			q.hi = float32(int(q.qmax)-p.ZeroPoint) * p.Scale
+		}
+		return q
+	}
+	// Rounding ties (the zero point rounded up by exactly half a step) and
+	// float error can carry mx to qmax+1: lower off by the excess. Zero keeps
+	// its code, zp, while off stays in [zp, zp+1). The checks keep one ulp of
+	// margin because fused rounds twice (float64, then float32) where a
+	// float32 FMA rounds once.
+	top := math.Nextafter32(float32(q.qmax+1), 0)
+	bottom := math.Nextafter32(-1, 0)
+	for range 4 {
+		v := max(q.unfused(mx), q.fused(mx))
+		if v < top {
+			break
+		}
+		q.off = math.Nextafter32(q.off-(v-top), 0)
+	}
+	fast := int32(q.off) == int32(p.ZeroPoint) &&
+		q.unfused(mx) < top && q.fused(mx) < top &&
+		q.unfused(mn) > bottom && q.fused(mn) > bottom
+	if !fast {
+		q.off = float32(p.ZeroPoint) + 0.5
+		q.mode = modeClampInt // inputs within half a step of the range: no overflow
+	}
+	return q
 }
 
-func (q quantizer) code(x float32) uint32 {
-	v := x*q.inv + q.off
-	if v < 0 {
-		v = 0
-	}
-	if v > q.qmax {
-		v = q.qmax
-	}
-	return uint32(int32(v))
+// unfused and fused compute x*inv + off both ways a compiler may evaluate
+// the kernels' expression (arm64 fuses it into one FMA).
+func (q *quantizer) unfused(x float32) float32 { return float32(x*q.inv) + q.off }
+
+func (q *quantizer) fused(x float32) float32 {
+	return float32(math.FMA(float64(x), float64(q.inv), float64(q.off)))
 }
 
 // dequantizer maps a code back to float32(q-zp)*scale.

@@ -6,11 +6,17 @@ import (
 	"hash/crc32"
 	"math"
 	"slices"
+	"sync"
+	"unsafe"
 
 	"github.com/x448/float16"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// nativeLittleEndian lets raw float32 move with one copy: the wire format is
+// the memory layout.
+var nativeLittleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // maxEncodeElements bounds Encode: percentile histograms count in uint32.
 const maxEncodeElements = math.MaxUint32
@@ -128,6 +134,10 @@ func checkShape(shape []int64, length int) (int64, error) {
 
 func putRaw32(out []byte, data []float32) {
 	out = out[:4*len(data)]
+	if nativeLittleEndian && len(data) > 0 {
+		copy(out, unsafe.Slice((*byte)(unsafe.Pointer(&data[0])), len(out)))
+		return
+	}
 	for i, x := range data {
 		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(x))
 	}
@@ -149,64 +159,77 @@ func quantizeAffine(payload, params []byte, data []float32, shape []int64, opt O
 	}
 	w := bitWriter{out: payload, bits: uint(opt.Bits)}
 	n := len(data)
-	if opt.Scheme == SchemeAffineTensor {
+	if opt.Scheme == SchemeAffineTensor || len(shape) < 2 {
+		// One parameter set (SchemeAffineChannel of rank 0 or 1 has one
+		// channel).
 		g := group{data: data, inner: n, stride: n, count: 1}
-		p, err := chooseParam(g, data, opt, hist)
+		p, q, err := chooseParam(g, data, opt, hist)
 		if err != nil {
 			return err
 		}
 		putParam(params, 0, p)
-		w.quantize(data, newQuantizer(p, opt.Bits))
+		w.quantize(data, &q)
 		w.flush()
 		return nil
 	}
-	c := int(channelsOf(shape))
-	outer := int(shape[0]) // rank >= 2 here, else channels would be 1 and this is a tensor
-	if len(shape) < 2 || c == 0 || outer == 0 {
-		// No runs (an empty tensor) or one channel: same as per tensor but
-		// with the channel's parameter slot.
-		g := group{data: data, inner: n, stride: n, count: 1}
-		p, err := chooseParam(g, data, opt, hist)
-		if err != nil {
-			return err
+	outer, c := int(shape[0]), int(shape[1])
+	if n == 0 {
+		for ch := range c {
+			putParam(params, ch, affineParams(0, 0, opt.Bits))
 		}
-		for i := range len(params) / paramLen {
-			putParam(params, i, p)
-		}
-		w.quantize(data, newQuantizer(p, opt.Bits))
-		w.flush()
 		return nil
 	}
 	inner := n / (outer * c)
+	qs := getQuantizers(c)
+	defer quantizerPool.Put(qs)
 	for ch := range c {
 		g := group{data: data, start: ch * inner, inner: inner, stride: c * inner, count: outer}
-		p, err := chooseParam(g, data, opt, hist)
+		p, q, err := chooseParam(g, data, opt, hist)
 		if err != nil {
 			return err
 		}
 		putParam(params, ch, p)
+		(*qs)[ch] = q
 	}
-	h := Header{Bits: opt.Bits, params: params}
 	for k := range outer {
 		for ch := range c {
 			off := (k*c + ch) * inner
-			w.quantize(data[off:off+inner], newQuantizer(h.Param(ch), opt.Bits))
+			w.quantize(data[off:off+inner], &(*qs)[ch])
 		}
 	}
 	w.flush()
 	return nil
 }
 
-// chooseParam picks the parameters of one group: its [min, max] or, with a
-// clip percentile, its percentile range.
-func chooseParam(g group, all []float32, opt Options, hist *histogram) (Param, error) {
+// chooseParam picks the parameters of one group, from its [min, max] or,
+// with a clip percentile, its percentile range, and the quantizer for them.
+func chooseParam(g group, all []float32, opt Options, hist *histogram) (Param, quantizer, error) {
+	if opt.ClipPercentile != 0 && g.len() > 0 {
+		lo, hi, mn, mx, finite := clipRange(g, opt.ClipPercentile, hist)
+		if !finite {
+			return Param{}, quantizer{}, nonFinite(all)
+		}
+		p := affineParams(lo, hi, opt.Bits)
+		return p, newQuantizer(p, opt.Bits, mn, mx, true), nil
+	}
 	mn, mx, finite := minMax(g)
 	if !finite {
-		return Param{}, nonFinite(all)
+		return Param{}, quantizer{}, nonFinite(all)
 	}
-	lo, hi := mn, mx
-	if opt.ClipPercentile != 0 && g.len() > 0 {
-		lo, hi = percentileRange(g, mn, mx, opt.ClipPercentile, hist)
+	p := affineParams(mn, mx, opt.Bits)
+	return p, newQuantizer(p, opt.Bits, min(mn, 0), max(mx, 0), false), nil
+}
+
+// quantizerPool holds the per-channel quantizers of SchemeAffineChannel
+// between its two passes.
+var quantizerPool sync.Pool // of *[]quantizer
+
+func getQuantizers(n int) *[]quantizer {
+	p, _ := quantizerPool.Get().(*[]quantizer)
+	if p == nil || cap(*p) < n {
+		s := make([]quantizer, n)
+		p = &s
 	}
-	return affineParams(lo, hi, opt.Bits), nil
+	*p = (*p)[:n]
+	return p
 }

@@ -71,21 +71,25 @@ func bits64(elements int64, b int) (hi, lo uint64) {
 
 // Header is the decoded header of a message.
 type Header struct {
-	Version     int
-	Bits        int
-	Scheme      Scheme
-	Compression Compression
+	Version     int         // format version, Version
+	Bits        int         // 32, 16, 8, 6, 4, 3 or 2
+	Scheme      Scheme      // never SchemeAuto
+	Compression Compression // of the payload as sent
 	// Rank and Dims are the shape; Shape returns it as a slice.
 	Rank int
 	Dims [MaxRank]int64
 	// PayloadLen is the payload as sent, in bytes.
 	PayloadLen int
 
-	params []byte // aliases the message; see the package caveats
+	params   []byte // aliases the message; see the package caveats
+	reserved [3]byte
 }
 
 // Shape returns the dims as a slice aliasing h.
 func (h *Header) Shape() []int64 { return h.Dims[:h.Rank] }
+
+// shapeCopy is Shape for error messages, copied so h does not escape.
+func (h *Header) shapeCopy() []int64 { return append([]int64(nil), h.Dims[:h.Rank]...) }
 
 // Elements is the product of the dims (1 for rank 0).
 func (h *Header) Elements() int64 {
@@ -123,8 +127,9 @@ func (h *Header) Param(i int) Param {
 
 // Range returns the smallest and largest value parameter set i can represent:
 // the clipping range, rounded to whole steps. It panics like Param.
-func (h *Header) Range(i int) (lo, hi float32) {
-	p := h.Param(i)
+func (h *Header) Range(i int) (lo, hi float32) { return h.rangeOf(h.Param(i)) }
+
+func (h *Header) rangeOf(p Param) (lo, hi float32) {
 	return float32(-p.ZeroPoint) * p.Scale, float32(h.qmax()-p.ZeroPoint) * p.Scale
 }
 
@@ -191,6 +196,7 @@ func parseLayout(src []byte) (Header, int, error) {
 	h.Scheme = Scheme(src[6])
 	h.Compression = Compression(src[7])
 	h.Rank = int(src[8])
+	copy(h.reserved[:], src[9:12])
 	if h.Rank > MaxRank {
 		return h, 0, fmt.Errorf("%w: rank %d exceeds %d", ErrCorrupt, h.Rank, MaxRank)
 	}
@@ -222,6 +228,9 @@ func parseLayout(src []byte) (Header, int, error) {
 // check validates the fields parseLayout left alone and the consistency of
 // the whole header.
 func (h *Header) check() error {
+	if h.reserved != [3]byte{} {
+		return fmt.Errorf("%w: reserved header bytes %x are not zero", ErrCorrupt, h.reserved)
+	}
 	if h.Compression != CompressionNone && h.Compression != CompressionZstd {
 		return fmt.Errorf("%w: compression %v", ErrUnsupported, h.Compression)
 	}
@@ -237,23 +246,23 @@ func (h *Header) check() error {
 	for i, d := range h.Dims[:h.Rank] {
 		hi, lo := bits.Mul64(n, uint64(d))
 		if hi != 0 || lo > math.MaxInt64 {
-			return fmt.Errorf("%w: shape %v: element count overflows at dim %d", ErrTooLarge, h.Shape(), i)
+			return fmt.Errorf("%w: shape %v: element count overflows at dim %d", ErrTooLarge, h.shapeCopy(), i)
 		}
 		n = lo
 	}
 	packed := PackedSize(int64(n), h.Bits)
 	if packed > maxPayload {
-		return fmt.Errorf("%w: shape %v at %d bits packs to %d bytes, format limit %d", ErrTooLarge, h.Shape(), h.Bits, packed, uint64(maxPayload))
+		return fmt.Errorf("%w: shape %v at %d bits packs to %d bytes, format limit %d", ErrTooLarge, h.shapeCopy(), h.Bits, packed, uint64(maxPayload))
 	}
 	switch h.Compression {
 	case CompressionNone:
 		if int64(h.PayloadLen) != packed {
-			return fmt.Errorf("%w: payload length %d, want %d for shape %v at %d bits", ErrCorrupt, h.PayloadLen, packed, h.Shape(), h.Bits)
+			return fmt.Errorf("%w: payload length %d, want %d for shape %v at %d bits", ErrCorrupt, h.PayloadLen, packed, h.shapeCopy(), h.Bits)
 		}
 	default:
 		// Encode sends a payload uncompressed unless compressing shrinks it.
 		if h.PayloadLen == 0 || int64(h.PayloadLen) >= packed {
-			return fmt.Errorf("%w: compressed payload length %d, want 1..%d for shape %v at %d bits", ErrCorrupt, h.PayloadLen, packed-1, h.Shape(), h.Bits)
+			return fmt.Errorf("%w: compressed payload length %d, want 1..%d for shape %v at %d bits", ErrCorrupt, h.PayloadLen, packed-1, h.shapeCopy(), h.Bits)
 		}
 	}
 	qmax := h.qmax()

@@ -1,9 +1,6 @@
 package packing
 
-import (
-	"fmt"
-	"math"
-)
+import "fmt"
 
 // Scheme is how values are represented on the wire.
 type Scheme uint8
@@ -74,10 +71,11 @@ type Options struct {
 	// the [100-p, p] percentiles of the values (per channel for
 	// SchemeAffineChannel), always widened to include 0, instead of
 	// [min, max]; values outside are clamped to it. It must lie in (50, 100];
-	// 0 and 100 mean min/max. The percentiles come from a two-level
-	// histogram (three passes, no sort, no allocation); they may overshoot the
-	// exact value by 1/4M of the value range (1/256 for tiny channels), never
-	// undershoot. Ignored by SchemeRaw32 and SchemeHalf.
+	// 0 and 100 mean min/max. Percentiles are exact for groups of up to 1024
+	// values; larger groups use radix selection on the float bits (two
+	// passes, no sort, no allocation), which overshoots by less than 2^-9 of
+	// the value and never clips more than asked. Ignored by SchemeRaw32 and
+	// SchemeHalf.
 	ClipPercentile float64
 	// Compression of the packed payload. When compressing does not make the
 	// payload smaller, Encode sends it uncompressed and says so in the header,
@@ -91,12 +89,12 @@ const DefaultMaxElements = 64 << 20
 
 // DecodeOptions bounds what Decode accepts.
 type DecodeOptions struct {
-	// MaxElements is the largest tensor Decode will allocate for. Zero means
-	// DefaultMaxElements.
+	// MaxElements is the largest tensor Decode will allocate for. Zero (or
+	// less) means DefaultMaxElements.
 	MaxElements int64
 }
 
-// affineBits lists the widths of the affine schemes.
+// isAffineBits reports whether b is a width of the affine schemes.
 func isAffineBits(b int) bool {
 	switch b {
 	case 8, 6, 4, 3, 2:
@@ -133,7 +131,7 @@ func (o Options) resolve() (Options, error) {
 	if p != 0 && !(p > 50 && p <= 100) { // also rejects NaN
 		return o, fmt.Errorf("%w: clip percentile %g (want 0 or (50, 100])", ErrInvalid, p)
 	}
-	if p == 100 || math.IsNaN(p) {
+	if p == 100 {
 		o.ClipPercentile = 0
 	}
 	return o, nil
