@@ -1,0 +1,347 @@
+package eval
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+)
+
+// EstimateOptions configures the estimators. The zero value is usable.
+type EstimateOptions struct {
+	// Tau is switch-DR's weight threshold; zero means DefaultSwitchTau.
+	Tau float64
+	// Bootstrap is the number of bootstrap replicates; zero means 200,
+	// negative disables the bootstrap interval.
+	Bootstrap int
+	// Level is the intervals' coverage; zero means 0.95.
+	Level float64
+	// Seed makes the replay's draws and the bootstrap repeatable.
+	Seed uint64
+}
+
+func (o *EstimateOptions) defaults() error {
+	if o.Tau == 0 {
+		o.Tau = DefaultSwitchTau
+	}
+	if o.Bootstrap == 0 {
+		o.Bootstrap = 200
+	}
+	if o.Bootstrap < 0 {
+		o.Bootstrap = 0
+	}
+	if o.Level == 0 {
+		o.Level = 0.95
+	}
+	if !(o.Level > 0 && o.Level < 1) {
+		return fmt.Errorf("eval: interval level %g outside (0, 1)", o.Level)
+	}
+	if !(o.Tau > 0) {
+		return fmt.Errorf("eval: switch-DR threshold %g is not positive", o.Tau)
+	}
+	return nil
+}
+
+// Estimate is one estimator's value of the target policy's mean cost with
+// its intervals.
+type Estimate struct {
+	Estimator Estimator `json:"estimator"`
+	Value     float64   `json:"value"`
+	// Lo and Hi bound the analytic interval: the normal approximation of
+	// the mean (the delta method for the ratio estimators SNIPS and
+	// replay).
+	Lo float64 `json:"lo"`
+	Hi float64 `json:"hi"`
+	// BootLo and BootHi bound the percentile interval of the Poisson
+	// bootstrap (NaN when disabled).
+	BootLo float64 `json:"boot_lo"`
+	BootHi float64 `json:"boot_hi"`
+	// N is the samples used; for replay, the ones it kept.
+	N int64 `json:"n"`
+}
+
+// Diagnostics say how far the logged data can be trusted for a target.
+type Diagnostics struct {
+	Samples int64 `json:"samples"`
+	// ESS is the effective sample size of the importance weights,
+	// (sum w)^2 / sum w^2.
+	ESS float64 `json:"ess"`
+	// MaxWeight is the largest importance weight.
+	MaxWeight float64 `json:"max_weight"`
+	// MeanWeight should be near 1 when the logged propensities are right.
+	MeanWeight float64 `json:"mean_weight"`
+	// UnsupportedMass is the share of the target policy's probability on
+	// arms the logger never chose: no estimate that relies on the logged
+	// costs can see those arms.
+	UnsupportedMass float64 `json:"unsupported_mass"`
+}
+
+// Result is every requested estimate of one target policy.
+type Result struct {
+	Estimates   []Estimate  `json:"estimates"`
+	Diagnostics Diagnostics `json:"diagnostics"`
+}
+
+// ratioSums accumulates the sums a ratio estimator sum(num)/sum(den) and its
+// delta-method variance need; the mean estimators have den = 1.
+type ratioSums struct {
+	n                    int64
+	num, den, nn, dd, nd float64
+	bootNum, bootDen     []float64
+}
+
+func (s *ratioSums) add(num, den float64, boot []float64) {
+	s.n++
+	s.num += num
+	s.den += den
+	s.nn += num * num
+	s.dd += den * den
+	s.nd += num * den
+	for b, k := range boot {
+		s.bootNum[b] += k * num
+		s.bootDen[b] += k * den
+	}
+}
+
+func (s *ratioSums) value() float64 {
+	if s.den == 0 {
+		return math.NaN()
+	}
+	return s.num / s.den
+}
+
+func (s *ratioSums) analytic(z float64) (float64, float64) {
+	v := s.value()
+	n := float64(s.n)
+	if s.n < 2 || math.IsNaN(v) {
+		return math.NaN(), math.NaN()
+	}
+	// sum (num_i - v den_i)^2, expanded.
+	ss := math.Max(0, s.nn-2*v*s.nd+v*v*s.dd)
+	dbar := s.den / n
+	se := math.Sqrt(ss/(n-1)/n) / dbar
+	return v - z*se, v + z*se
+}
+
+func (s *ratioSums) bootstrap(level float64) (float64, float64) {
+	vals := make([]float64, 0, len(s.bootNum))
+	for b := range s.bootNum {
+		if s.bootDen[b] != 0 {
+			vals = append(vals, s.bootNum[b]/s.bootDen[b])
+		}
+	}
+	if len(vals) == 0 {
+		return math.NaN(), math.NaN()
+	}
+	sort.Float64s(vals)
+	lo := vals[int(math.Floor((1-level)/2*float64(len(vals)-1)))]
+	hi := vals[int(math.Ceil((1+level)/2*float64(len(vals)-1)))]
+	return lo, hi
+}
+
+// Accumulator estimates one target policy's mean cost from samples fed one
+// at a time, in memory that does not grow with the number of samples: the
+// intervals come from running sums (analytic) and from a Poisson bootstrap
+// whose replicate weights are drawn per sample (Oza and Russell's online
+// bagging; Hanley and MacGibbon 2006). It is not safe for concurrent use.
+type Accumulator struct {
+	opt        EstimateOptions
+	estimators []Estimator
+	sums       []ratioSums
+	rng        *rand.Rand
+
+	sw, sw2, maxW float64
+	// targetMass and logged are per arm: the target's summed probability
+	// and whether the logger ever chose it.
+	targetMass []float64
+	logged     []bool
+}
+
+// NewAccumulator prepares the estimators for a problem of the given number
+// of arms.
+func NewAccumulator(arms int, estimators []Estimator, opt EstimateOptions) (*Accumulator, error) {
+	if err := opt.defaults(); err != nil {
+		return nil, err
+	}
+	if len(estimators) == 0 {
+		return nil, fmt.Errorf("eval: no estimators")
+	}
+	a := &Accumulator{
+		opt: opt, estimators: append([]Estimator(nil), estimators...), sums: make([]ratioSums, len(estimators)),
+		rng:        rand.New(rand.NewPCG(opt.Seed, 0x6576616c)),
+		targetMass: make([]float64, arms), logged: make([]bool, arms),
+	}
+	for i, e := range estimators {
+		if _, err := ParseEstimator(string(e)); err != nil {
+			return nil, err
+		}
+		a.sums[i].bootNum = make([]float64, opt.Bootstrap)
+		a.sums[i].bootDen = make([]float64, opt.Bootstrap)
+	}
+	return a, nil
+}
+
+// NeedsModel reports whether any estimator needs Sample.Model.
+func (a *Accumulator) NeedsModel() bool {
+	for _, e := range a.estimators {
+		if e.NeedsModel() {
+			return true
+		}
+	}
+	return false
+}
+
+// poissonCDF is the CDF of Poisson(1) at 0..11; the tail beyond is below
+// 1e-9.
+var poissonCDF = func() []float64 {
+	cdf := make([]float64, 12)
+	p, acc := math.Exp(-1), 0.0
+	for k := range cdf {
+		acc += p
+		cdf[k] = acc
+		p /= float64(k + 1)
+	}
+	return cdf
+}()
+
+// BootstrapWeights draws one Poisson(1) weight per replicate into dst; feed
+// the same weights to every accumulator of one sample so that replicates
+// agree across targets.
+func BootstrapWeights(rng *rand.Rand, dst []float64) {
+	for b := range dst {
+		u, k := rng.Float64(), 0
+		for k < len(poissonCDF)-1 && u > poissonCDF[k] {
+			k++
+		}
+		dst[b] = float64(k)
+	}
+}
+
+// Add feeds one sample. boot holds the sample's bootstrap weights (from
+// BootstrapWeights, one per replicate); nil draws them here.
+func (a *Accumulator) Add(s *Sample, boot []float64) error {
+	if err := s.Validate(len(a.logged)); err != nil {
+		return err
+	}
+	if a.NeedsModel() && s.Model == nil {
+		for _, e := range a.estimators {
+			if e.NeedsModel() {
+				return fmt.Errorf("eval: %s needs a reward model", e)
+			}
+		}
+	}
+	if boot == nil && a.opt.Bootstrap > 0 {
+		boot = make([]float64, a.opt.Bootstrap)
+		BootstrapWeights(a.rng, boot)
+	}
+	if len(boot) != a.opt.Bootstrap {
+		return fmt.Errorf("eval: %d bootstrap weights for %d replicates", len(boot), a.opt.Bootstrap)
+	}
+	w := s.weight()
+	a.sw += w
+	a.sw2 += w * w
+	a.maxW = math.Max(a.maxW, w)
+	a.logged[s.Arm] = true
+	for i, p := range s.Target {
+		a.targetMass[i] += p
+	}
+	for i, e := range a.estimators {
+		var num, den float64 = 0, 1
+		switch e {
+		case IPS:
+			num = w * s.Cost
+		case SNIPS:
+			num, den = w*s.Cost, w
+		case Replay:
+			// Keep the sample when an arm drawn from the target is the
+			// logged one (Li et al., WSDM 2011): unbiased when the logger
+			// was uniform over the eligible arms.
+			den = 0
+			if a.drawTarget(s.Target) == s.Arm {
+				num, den = s.Cost, 1
+			}
+		case DM:
+			num = s.direct()
+		case DR:
+			num = s.direct() + w*(s.Cost-s.Model[s.Arm])
+		case SwitchDR:
+			num = s.direct()
+			if w <= a.opt.Tau {
+				num += w * (s.Cost - s.Model[s.Arm])
+			}
+		}
+		a.sums[i].add(num, den, boot)
+	}
+	return nil
+}
+
+func (a *Accumulator) drawTarget(p []float64) int {
+	u, acc := a.rng.Float64(), 0.0
+	last := 0
+	for i, x := range p {
+		if x == 0 {
+			continue
+		}
+		acc += x
+		last = i
+		if u < acc {
+			return i
+		}
+	}
+	return last
+}
+
+// Result returns the estimates and diagnostics so far.
+func (a *Accumulator) Result() (Result, error) {
+	var n int64
+	if len(a.sums) > 0 {
+		n = a.sums[0].n
+	}
+	if n == 0 {
+		return Result{}, ErrNoSamples
+	}
+	z := normalQuantile(0.5 + a.opt.Level/2)
+	res := Result{Diagnostics: Diagnostics{Samples: n, MaxWeight: a.maxW, MeanWeight: a.sw / float64(n)}}
+	if a.sw2 > 0 {
+		res.Diagnostics.ESS = a.sw * a.sw / a.sw2
+	}
+	for i, m := range a.targetMass {
+		if !a.logged[i] {
+			res.Diagnostics.UnsupportedMass += m
+		}
+	}
+	res.Diagnostics.UnsupportedMass /= float64(n)
+	for i, e := range a.estimators {
+		s := &a.sums[i]
+		est := Estimate{Estimator: e, Value: s.value(), N: n, BootLo: math.NaN(), BootHi: math.NaN()}
+		if e == Replay {
+			est.N = int64(s.den)
+		}
+		est.Lo, est.Hi = s.analytic(z)
+		if a.opt.Bootstrap > 0 {
+			est.BootLo, est.BootHi = s.bootstrap(a.opt.Level)
+		}
+		res.Estimates = append(res.Estimates, est)
+	}
+	return res, nil
+}
+
+// Evaluate runs the estimators over samples held in memory.
+func Evaluate(samples []Sample, arms int, estimators []Estimator, opt EstimateOptions) (Result, error) {
+	if len(samples) == 0 {
+		return Result{}, ErrNoSamples
+	}
+	acc, err := NewAccumulator(arms, estimators, opt)
+	if err != nil {
+		return Result{}, err
+	}
+	for i := range samples {
+		if err := acc.Add(&samples[i], nil); err != nil {
+			return Result{}, fmt.Errorf("sample %d: %w", i, err)
+		}
+	}
+	return acc.Result()
+}
+
+// normalQuantile is the standard normal's inverse CDF.
+func normalQuantile(p float64) float64 { return math.Sqrt2 * math.Erfinv(2*p-1) }
