@@ -1,0 +1,240 @@
+package profile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dynoml/dyno/costmodel"
+	"github.com/dynoml/dyno/executor/ort"
+	"github.com/dynoml/dyno/executor/packing"
+)
+
+// DefaultProfilePath is where `dyno-executor profile` writes by default:
+// <model folder>/profiles/<class>.json, the layout of examples/.
+func DefaultProfilePath(modelPath, class string) string {
+	return filepath.Join(filepath.Dir(ort.ManifestPath(modelPath)), "profiles", class+".json")
+}
+
+// DefaultAccuracyPath is where `dyno-executor calibrate` writes by default:
+// <model folder>/accuracy.json.
+func DefaultAccuracyPath(modelPath string) string {
+	return filepath.Join(filepath.Dir(ort.ManifestPath(modelPath)), "accuracy.json")
+}
+
+// NewProfileCmd is `dyno-executor profile MODEL`.
+func NewProfileCmd() *cobra.Command {
+	var (
+		cfg  Config
+		role string
+		out  string
+	)
+	cmd := &cobra.Command{
+		Use:   "profile MODEL_DIR|model.json",
+		Short: "Time every block of a split model through ONNX Runtime (median and p95)",
+		Long: `profile loads every block of a split model into ONNX Runtime, runs each on
+the activation a random input produces at its input (warm-up runs first),
+and writes the median and 95th percentile per block, and the time to pack
+(device) or unpack (cloud) one element, as a costmodel.Profile JSON file.
+By default it writes <model folder>/profiles/<class>.json.`,
+		Example: `  dyno-executor profile models/resnet50 --runs 10
+  dyno-executor profile models/mnist --role cloud --class amd64-2cpu-cloud -o -`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.Model = args[0]
+			cfg.Role = costmodel.Role(role)
+			if cfg.DeviceClass == "" {
+				cfg.DeviceClass = DefaultClass()
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			p, err := Profile(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				out = DefaultProfilePath(cfg.Model, cfg.DeviceClass)
+			}
+			if err := writeJSON(cmd.OutOrStdout(), out, p); err != nil {
+				return err
+			}
+			return printProfile(cmd.ErrOrStderr(), p, out)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&role, "role", string(costmodel.RoleDevice), "device or cloud")
+	f.StringVar(&cfg.DeviceClass, "class", "", "device class label (default <arch>-<cores>cpu)")
+	f.StringVar(&cfg.Host, "host", "", "host name (default: this machine's)")
+	f.IntVar(&cfg.Warmup, "warmup", 3, "warm-up runs per block")
+	f.IntVar(&cfg.Runs, "runs", 20, "timed runs per block")
+	f.IntVar(&cfg.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: its default)")
+	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the random input")
+	f.IntVar(&cfg.PackBits, "pack-bits", 8, "precision at which packing is timed")
+	f.StringVarP(&out, "out", "o", "", "output file, - for stdout")
+	return cmd
+}
+
+// NewCalibrateCmd is `dyno-executor calibrate MODEL`.
+func NewCalibrateCmd() *cobra.Command {
+	var (
+		cfg          CalibrateConfig
+		bits, scheme string
+		out          string
+	)
+	cmd := &cobra.Command{
+		Use:   "calibrate MODEL_DIR|model.json",
+		Short: "Measure the accuracy of every arm (split, bits) through the executor's packing",
+		Long: `calibrate runs the model on a calibration set and, for every split s = 0..K-1
+and every allowed precision, packs the activation crossing the split with
+executor/packing (Encode, then Decode), runs the rest of the chain and
+compares: the accuracy on the labels (--data mnist) and the top-1 agreement
+with full precision (any model; --data random or --data file:PATH for your
+own inputs as raw little-endian float32). The compression ratio of the
+packed stream (zstd) is recorded per arm. By default it writes
+<model folder>/accuracy.json.`,
+		Example: `  dyno-executor calibrate models/mnist --data mnist --samples 2000
+  dyno-executor calibrate models/tinynet --data random --samples 32`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.Model = args[0]
+			if bits != "" {
+				for _, f := range strings.Split(bits, ",") {
+					b, err := strconv.Atoi(strings.TrimSpace(f))
+					if err != nil {
+						return fmt.Errorf("--bits: %q is not an integer", f)
+					}
+					cfg.Bits = append(cfg.Bits, b)
+				}
+			}
+			switch scheme {
+			case "auto", "":
+			case "tensor":
+				cfg.Pack.Scheme = packing.SchemeAffineTensor
+			case "channel":
+				cfg.Pack.Scheme = packing.SchemeAffineChannel
+			default:
+				return fmt.Errorf("--scheme %q is none of auto, tensor, channel", scheme)
+			}
+			if cfg.Pack.Scheme != packing.SchemeAuto && slicesContainsAbove8(cfg.Bits) {
+				return errors.New("--scheme tensor/channel applies to 8 bits and fewer: pass --bits as well")
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			t, err := Calibrate(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				out = DefaultAccuracyPath(cfg.Model)
+			}
+			if err := writeJSON(cmd.OutOrStdout(), out, t); err != nil {
+				return err
+			}
+			return PrintAccuracy(cmd.ErrOrStderr(), t, out)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Data, "data", DataRandom, "calibration inputs: mnist, random or file:PATH")
+	f.IntVar(&cfg.Samples, "samples", 0, "inputs to use (default 2000 for mnist, 16 random)")
+	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of random inputs")
+	f.StringVar(&bits, "bits", "", "precisions to calibrate, e.g. 16,8,4 (default: the model's allowed bits)")
+	f.IntVar(&cfg.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: its default)")
+	f.StringVar(&scheme, "scheme", "auto", "quantisation scheme: auto, tensor or channel")
+	f.Float64Var(&cfg.Pack.ClipPercentile, "clip", 0, "clip the quantisation range to this percentile (0: min/max)")
+	f.BoolVar(&cfg.NoCompression, "no-compression", false, "pack without zstd")
+	f.StringVarP(&out, "out", "o", "", "output file, - for stdout")
+	return cmd
+}
+
+func slicesContainsAbove8(bits []int) bool {
+	if bits == nil {
+		return true
+	}
+	for _, b := range bits {
+		if b > 8 {
+			return true
+		}
+	}
+	return false
+}
+
+// writeJSON writes v to path ("-" for w), creating folders.
+func writeJSON(w io.Writer, path string, v any) error {
+	if path == "-" {
+		return costmodel.WriteJSON(w, v)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return err
+	}
+	if err := costmodel.WriteJSON(f, v); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
+}
+
+func printProfile(w io.Writer, p *costmodel.Profile, path string) error {
+	fmt.Fprintf(w, "profile of %s on %s (%s, host %s), pack %.2f ns/element -> %s\n", p.Model, p.DeviceClass, p.Role, p.Host, p.PackNsPerElement, path)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "block\tmedian ms\tp95 ms")
+	var total float64
+	for i, b := range p.Blocks {
+		fmt.Fprintf(tw, "%d\t%.3f\t%.3f\n", i+1, b.MedianMs, b.P95Ms)
+		total += b.MedianMs
+	}
+	fmt.Fprintf(tw, "sum\t%.3f\t\n", total)
+	return tw.Flush()
+}
+
+// PrintAccuracy prints an accuracy table as split x bits.
+func PrintAccuracy(w io.Writer, t *costmodel.AccuracyTable, path string) error {
+	fmt.Fprintf(w, "accuracy of %s (%s, baseline %.4f, %d samples) -> %s\n", t.Model, t.Metric, t.Baseline, t.Samples, path)
+	var bits []int
+	splits := 0
+	for _, e := range t.Entries {
+		if !containsInt(bits, e.Bits) {
+			bits = append(bits, e.Bits)
+		}
+		splits = max(splits, e.Split+1)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprint(tw, "split")
+	for _, b := range bits {
+		fmt.Fprintf(tw, "\t%d bits", b)
+	}
+	fmt.Fprintln(tw, "\t")
+	for s := 0; s < splits; s++ {
+		fmt.Fprintf(tw, "%d", s)
+		for _, b := range bits {
+			for _, e := range t.Entries {
+				if e.Split == s && e.Bits == b {
+					fmt.Fprintf(tw, "\t%.4f (rho %.2f)", e.Accuracy, e.CompressionRatio)
+				}
+			}
+		}
+		fmt.Fprintln(tw, "\t")
+	}
+	return tw.Flush()
+}
+
+func containsInt(v []int, x int) bool {
+	for _, y := range v {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,84 @@
+package dynoctl_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dynoml/dyno/internal/dynoctl"
+	"github.com/dynoml/dyno/model"
+)
+
+func runCtl(args ...string) (int, string) {
+	var out, errb bytes.Buffer
+	code := dynoctl.Main(args, &out, &errb)
+	return code, out.String() + errb.String()
+}
+
+func TestModelCommands(t *testing.T) {
+	dir := t.TempDir()
+	if code, out := runCtl("model", "zoo", "--name", "tinynet", "--out", dir); code != 0 || !strings.Contains(out, "10 blocks") {
+		t.Fatalf("zoo: exit %d: %s", code, out)
+	}
+	src := filepath.Join(dir, "tinynet", "model.onnx")
+	code, out := runCtl("model", "split", src, "--list")
+	if code != 0 || !strings.Contains(out, "res.relu") || strings.Contains(out, "res.conv1") {
+		t.Fatalf("split --list: exit %d: %s", code, out)
+	}
+	split := filepath.Join(dir, "split")
+	if code, out := runCtl("model", "split", src, "-o", split, "--max", "3", "--bits", "32,8"); code != 0 || !strings.Contains(out, "into 4 blocks") {
+		t.Fatalf("split --max 3: exit %d: %s", code, out)
+	}
+	m, err := model.LoadManifest(filepath.Join(split, "model.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Name != "tinynet" || len(m.AllowedBits) != 2 {
+		t.Errorf("manifest %s, bits %v", m.Name, m.AllowedBits)
+	}
+	if code, out := runCtl("model", "show", split); code != 0 || !strings.Contains(out, "block04.onnx") {
+		t.Errorf("show: exit %d: %s", code, out)
+	}
+	if code, out := runCtl("model", "zoo", "--list"); code != 0 || !strings.Contains(out, "resnet50") {
+		t.Errorf("zoo --list: exit %d: %s", code, out)
+	}
+
+	// Bad input and bad usage have their own exit codes and say what and
+	// where.
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(dir, "cut.onnx")
+	if err := os.WriteFile(cut, data[:len(data)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		code      int
+		fragments []string
+	}{
+		{"truncated file", []string{"model", "split", cut, "-o", split}, dynoctl.ExitBadInput, []string{cut, "at byte"}},
+		{"missing file", []string{"model", "split", filepath.Join(dir, "none.onnx"), "-o", split}, dynoctl.ExitBadInput, []string{"none.onnx"}},
+		{"not a cut", []string{"model", "split", src, "-o", split, "--at", "res.conv1"}, dynoctl.ExitBadInput, []string{"res.conv1", "bypasses"}},
+		{"two selections", []string{"model", "split", src, "-o", split, "--at", "res.relu", "--max", "2"}, dynoctl.ExitUsage, []string{"exclude"}},
+		{"no output", []string{"model", "split", src}, dynoctl.ExitUsage, []string{"--out"}},
+		{"bad shape", []string{"model", "split", src, "--list", "--input-shape", "1,x"}, dynoctl.ExitUsage, []string{"--input-shape"}},
+		{"unknown zoo model", []string{"model", "zoo", "--name", "vgg", "--out", dir}, dynoctl.ExitUsage, []string{"vgg"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := runCtl(tc.args...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d: %s", code, tc.code, out)
+			}
+			for _, f := range tc.fragments {
+				if !strings.Contains(out, f) {
+					t.Errorf("output does not mention %q: %s", f, out)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,413 @@
+package model
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/dynoml/dyno/model/onnxpb"
+)
+
+// Graph is an ONNX model analysed for splitting: its nodes in topological
+// order with dead code removed, the static shape and FLOPs of every tensor
+// and node, and its single-tensor cut points.
+//
+// A Graph is read-only after AnalyseONNX and may be shared between
+// goroutines.
+type Graph struct {
+	model *onnxpb.ModelProto
+	// nodes are the live nodes in topological order.
+	nodes    []*onnxpb.NodeProto
+	inits    map[string]*onnxpb.TensorProto
+	producer map[string]int // tensor -> index in nodes
+	input    string
+	output   string
+	// dynamic marks tensors that depend on the input; the rest are
+	// constants (initializers and what is computed from them only).
+	dynamic map[string]bool
+	info    map[string]*tinfo
+	flops   []int64 // per node
+	opset   int64
+	cuts    []CutPoint
+}
+
+// GraphOptions adjusts the analysis.
+type GraphOptions struct {
+	// InputShape replaces the input's shape from the file, for models
+	// exported with symbolic dimensions. A symbolic batch dimension (the
+	// first) is taken as 1 without it.
+	InputShape []int64
+}
+
+// CutPoint is a tensor through which every path from the input to the
+// output passes: the graph can be cut there into two parts that exchange
+// only this tensor.
+type CutPoint struct {
+	Tensor Tensor
+	// FLOPsBefore is the work of every node that computes it.
+	FLOPsBefore int64
+	// Op is the operator that produces the tensor.
+	Op string
+	// Activation reports that the tensor's only consumer is an
+	// element-wise operator (an activation, batch normalisation) whose
+	// output is also a cut point: by default dyno cuts after it instead.
+	Activation bool
+}
+
+// AnalyseONNX checks a decoded model, orders its graph, infers the shape and
+// FLOPs of every node and finds the cut points. Errors wrap ErrCorrupt or
+// ErrUnsupported and name the node or tensor at fault.
+func AnalyseONNX(m *onnxpb.ModelProto, opt GraphOptions) (*Graph, error) {
+	if err := checkModel(m); err != nil {
+		return nil, err
+	}
+	g := &Graph{
+		model:    m,
+		inits:    map[string]*onnxpb.TensorProto{},
+		producer: map[string]int{},
+		dynamic:  map[string]bool{},
+		info:     map[string]*tinfo{},
+	}
+	for _, o := range m.GetOpsetImport() {
+		if o.GetDomain() == "" || o.GetDomain() == "ai.onnx" {
+			g.opset = o.GetVersion()
+		}
+	}
+	if g.opset == 0 {
+		return nil, fmt.Errorf("%w: the model imports no version of the default ONNX operator set", ErrCorrupt)
+	}
+	gp := m.GetGraph()
+	for i, t := range gp.GetInitializer() {
+		where := fmt.Sprintf("graph.initializer[%d] %q", i, t.GetName())
+		if t.GetName() == "" {
+			return nil, fmt.Errorf("%w: %s has no name", ErrCorrupt, where)
+		}
+		if _, dup := g.inits[t.GetName()]; dup {
+			return nil, fmt.Errorf("%w: %s: duplicate initializer name", ErrCorrupt, where)
+		}
+		if err := checkTensorSize(t, where); err != nil {
+			return nil, err
+		}
+		g.inits[t.GetName()] = t
+	}
+	var inputs []*onnxpb.ValueInfoProto
+	for _, vi := range gp.GetInput() {
+		if _, isInit := g.inits[vi.GetName()]; !isInit {
+			inputs = append(inputs, vi)
+		}
+	}
+	if len(inputs) != 1 {
+		return nil, fmt.Errorf("%w: the graph has %d inputs %v besides its initializers; dyno splits single-input models", ErrUnsupported, len(inputs), valueNames(inputs))
+	}
+	if len(gp.GetOutput()) != 1 {
+		return nil, fmt.Errorf("%w: the graph has %d outputs %v; dyno splits single-output models", ErrUnsupported, len(gp.GetOutput()), valueNames(gp.GetOutput()))
+	}
+	g.input, g.output = inputs[0].GetName(), gp.GetOutput()[0].GetName()
+	in, err := inputInfo(inputs[0], opt.InputShape)
+	if err != nil {
+		return nil, err
+	}
+	g.info[g.input] = in
+	g.dynamic[g.input] = true
+	if err := g.order(); err != nil {
+		return nil, err
+	}
+	if err := g.infer(); err != nil {
+		return nil, err
+	}
+	if !g.dynamic[g.output] {
+		return nil, fmt.Errorf("%w: output %q does not depend on input %q", ErrUnsupported, g.output, g.input)
+	}
+	g.cuts = g.findCuts()
+	return g, nil
+}
+
+func valueNames(vs []*onnxpb.ValueInfoProto) []string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, v.GetName())
+	}
+	return out
+}
+
+// inputInfo reads the input's element type and static shape.
+func inputInfo(vi *onnxpb.ValueInfoProto, override []int64) (*tinfo, error) {
+	tt := vi.GetType().GetTensorType()
+	if tt == nil {
+		return nil, fmt.Errorf("%w: input %q is not a tensor", ErrUnsupported, vi.GetName())
+	}
+	if tt.GetElemType() != dtFloat {
+		return nil, fmt.Errorf("%w: input %q is %s; dyno sends float32 activations, so the input must be FLOAT", ErrUnsupported, vi.GetName(), dtypeName(tt.GetElemType()))
+	}
+	dims := tt.GetShape().GetDim()
+	if override != nil {
+		if tt.GetShape() != nil && len(dims) != len(override) {
+			return nil, fmt.Errorf("%w: input %q has rank %d, the given input shape %v has rank %d", ErrUnsupported, vi.GetName(), len(dims), override, len(override))
+		}
+		for i, d := range override {
+			if d <= 0 {
+				return nil, fmt.Errorf("%w: input shape %v: dimension %d is not positive", ErrUnsupported, override, i)
+			}
+			if i < len(dims) && dims[i].GetDimParam() == "" && dims[i].GetDimValue() > 0 && dims[i].GetDimValue() != d {
+				return nil, fmt.Errorf("%w: input %q: dimension %d is %d in the model, the given input shape says %d", ErrUnsupported, vi.GetName(), i, dims[i].GetDimValue(), d)
+			}
+		}
+		return &tinfo{dtype: dtFloat, shape: slices.Clone(override)}, nil
+	}
+	if tt.GetShape() == nil {
+		return nil, fmt.Errorf("%w: input %q has no shape; give the input shape explicitly", ErrUnsupported, vi.GetName())
+	}
+	shape := make([]int64, len(dims))
+	for i, d := range dims {
+		switch {
+		case d.GetDimValue() > 0:
+			shape[i] = d.GetDimValue()
+		case i == 0:
+			shape[i] = 1 // a symbolic batch: dyno runs one request at a time
+		default:
+			return nil, fmt.Errorf("%w: input %q: dimension %d is symbolic (%q); dyno needs static shapes: export with a fixed input size or give the input shape explicitly", ErrUnsupported, vi.GetName(), i, d.GetDimParam())
+		}
+	}
+	return &tinfo{dtype: dtFloat, shape: shape}, nil
+}
+
+func nodeLabel(n *onnxpb.NodeProto) string {
+	if n.GetName() != "" {
+		return fmt.Sprintf("node %q (%s)", n.GetName(), n.GetOpType())
+	}
+	out := ""
+	if len(n.GetOutput()) > 0 {
+		out = n.GetOutput()[0]
+	}
+	return fmt.Sprintf("unnamed %s node producing %q", n.GetOpType(), out)
+}
+
+// order checks that every tensor has one source, sorts the nodes
+// topologically (keeping the file's order where it is free) and drops the
+// nodes the output does not depend on.
+func (g *Graph) order() error {
+	all := g.model.GetGraph().GetNode()
+	prod := map[string]int{}
+	for i, n := range all {
+		if n.GetDomain() != "" && n.GetDomain() != "ai.onnx" {
+			return fmt.Errorf("%w: %s is in operator domain %q; dyno knows the default ONNX operators only", ErrUnsupported, nodeLabel(n), n.GetDomain())
+		}
+		for _, o := range n.GetOutput() {
+			if o == "" {
+				continue
+			}
+			if j, dup := prod[o]; dup {
+				return fmt.Errorf("%w: tensor %q is produced by both %s and %s", ErrCorrupt, o, nodeLabel(all[j]), nodeLabel(n))
+			}
+			if _, isInit := g.inits[o]; isInit || o == g.input {
+				return fmt.Errorf("%w: %s overwrites %q, which is a graph input or initializer", ErrCorrupt, nodeLabel(n), o)
+			}
+			prod[o] = i
+		}
+	}
+	// Live nodes: those the output depends on.
+	live := make([]bool, len(all))
+	if _, ok := prod[g.output]; !ok {
+		if g.output == g.input {
+			return fmt.Errorf("%w: the output is the input: the graph computes nothing", ErrUnsupported)
+		}
+		return fmt.Errorf("%w: output %q is produced by no node", ErrCorrupt, g.output)
+	}
+	stack := []string{g.output}
+	seen := map[string]bool{g.output: true}
+	for len(stack) > 0 {
+		t := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		i, ok := prod[t]
+		if !ok {
+			continue
+		}
+		live[i] = true
+		for _, in := range all[i].GetInput() {
+			if in == "" || seen[in] {
+				continue
+			}
+			seen[in] = true
+			if _, ok := prod[in]; !ok {
+				if _, isInit := g.inits[in]; !isInit && in != g.input {
+					return fmt.Errorf("%w: %s reads %q, which no node, initializer or graph input provides", ErrCorrupt, nodeLabel(all[i]), in)
+				}
+			}
+			stack = append(stack, in)
+		}
+	}
+	// Kahn's algorithm over live nodes, smallest file index first.
+	indeg := make([]int, len(all))
+	users := map[int][]int{}
+	for i, n := range all {
+		if !live[i] {
+			continue
+		}
+		deps := map[int]bool{}
+		for _, in := range n.GetInput() {
+			if j, ok := prod[in]; ok && in != "" && !deps[j] {
+				deps[j] = true
+				indeg[i]++
+				users[j] = append(users[j], i)
+			}
+		}
+	}
+	var ready []int
+	for i := range all {
+		if live[i] && indeg[i] == 0 {
+			ready = append(ready, i)
+		}
+	}
+	for len(ready) > 0 {
+		slices.Sort(ready)
+		i := ready[0]
+		ready = ready[1:]
+		g.producerAdd(all[i])
+		for _, u := range users[i] {
+			indeg[u]--
+			if indeg[u] == 0 {
+				ready = append(ready, u)
+			}
+		}
+	}
+	for i := range all {
+		if live[i] && indeg[i] > 0 {
+			return fmt.Errorf("%w: %s is part of a cycle; an ONNX graph must be acyclic", ErrCorrupt, nodeLabel(all[i]))
+		}
+	}
+	return nil
+}
+
+func (g *Graph) producerAdd(n *onnxpb.NodeProto) {
+	for _, o := range n.GetOutput() {
+		if o != "" {
+			g.producer[o] = len(g.nodes)
+		}
+	}
+	g.nodes = append(g.nodes, n)
+}
+
+// infer runs shape inference in topological order.
+func (g *Graph) infer() error {
+	g.flops = make([]int64, len(g.nodes))
+	for i, n := range g.nodes {
+		ins := make([]*tinfo, len(n.GetInput()))
+		dyn := false
+		for j, name := range n.GetInput() {
+			if name == "" {
+				continue
+			}
+			ti, err := g.tensorInfo(name)
+			if err != nil {
+				return fmt.Errorf("%s input %d: %w", nodeLabel(n), j, err)
+			}
+			ins[j] = ti
+			dyn = dyn || g.dynamic[name]
+		}
+		outs, flops, err := inferNode(n, ins, g.opset)
+		if err != nil {
+			return err
+		}
+		g.flops[i] = flops
+		for j, o := range n.GetOutput() {
+			if o == "" || j >= len(outs) {
+				continue
+			}
+			g.info[o] = outs[j]
+			g.dynamic[o] = dyn
+		}
+	}
+	return nil
+}
+
+// tensorInfo returns the inferred info of a tensor, reading initializers
+// lazily.
+func (g *Graph) tensorInfo(name string) (*tinfo, error) {
+	if ti, ok := g.info[name]; ok {
+		return ti, nil
+	}
+	t, ok := g.inits[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: tensor %q has no inferred shape", ErrCorrupt, name)
+	}
+	ti, err := constInfo(t)
+	if err != nil {
+		return nil, err
+	}
+	g.info[name] = ti
+	return ti, nil
+}
+
+// Input is the model's input tensor with its static shape.
+func (g *Graph) Input() Tensor { return g.tensor(g.input) }
+
+// Output is the model's output tensor with its static shape.
+func (g *Graph) Output() Tensor { return g.tensor(g.output) }
+
+func (g *Graph) tensor(name string) Tensor {
+	return NewTensor(name, g.info[name].shape...)
+}
+
+// TotalFLOPs is the work of the whole graph (see docs/models.md for what a
+// FLOP counts).
+func (g *Graph) TotalFLOPs() int64 {
+	var t int64
+	for _, f := range g.flops {
+		t += f
+	}
+	return t
+}
+
+// TotalParams counts the elements of the graph's floating-point
+// initializers, scalars (hyper-parameters such as Clip bounds) excluded.
+func (g *Graph) TotalParams() int64 {
+	var names []string
+	for name := range g.inits {
+		names = append(names, name)
+	}
+	return g.paramsOf(names)
+}
+
+func (g *Graph) paramsOf(names []string) int64 {
+	var p int64
+	for _, name := range names {
+		t, ok := g.inits[name]
+		if !ok || !isFloatType(t.GetDataType()) || len(t.GetDims()) == 0 {
+			continue
+		}
+		n, _ := numElements(t.GetDims())
+		if n > 1 {
+			p += n
+		}
+	}
+	return p
+}
+
+// CutPoints lists every single-tensor cut point strictly between the input
+// and the output, in order from the input.
+func (g *Graph) CutPoints() []CutPoint { return slices.Clone(g.cuts) }
+
+// Nodes is the number of live nodes.
+func (g *Graph) Nodes() int { return len(g.nodes) }
+
+// OpCounts counts the live nodes per operator, e.g. for `dynoctl model
+// split -list`.
+func (g *Graph) OpCounts() string {
+	counts := map[string]int{}
+	for _, n := range g.nodes {
+		counts[n.GetOpType()]++
+	}
+	var keys []string
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%s:%d", k, counts[k])
+	}
+	return b.String()
+}

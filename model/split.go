@@ -1,0 +1,418 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/dynoml/dyno/model/onnxpb"
+)
+
+// SplitOptions chooses where to cut. At most one of At, Every and MaxCuts
+// may be set; with none, the model is cut at every cut point (after
+// activations unless Raw).
+type SplitOptions struct {
+	// Name is the model's name in the manifest; "" uses the graph's name.
+	Name string
+	// At cuts exactly at these tensors (the output may be listed and is
+	// implied). Each must be a cut point.
+	At []string
+	// Every keeps every Nth candidate cut point (N > 1).
+	Every int
+	// MaxCuts keeps at most K cut points, chosen so the blocks' FLOPs are
+	// as even as the cut points allow.
+	MaxCuts int
+	// Raw also offers the cut points just before an element-wise
+	// activation; by default a block ends after the activation.
+	Raw bool
+	// AllowedBits are the precisions the manifest allows; nil means all.
+	AllowedBits []int
+	// Source is written into the manifest; "" describes the split.
+	Source string
+}
+
+// Split is a model cut into blocks: the manifest and one self-contained ONNX
+// model per block, in order.
+type Split struct {
+	Manifest *Manifest
+	Blocks   []*onnxpb.ModelProto
+}
+
+// BlockFile is the path of block i (0-based) relative to model.json.
+func BlockFile(i int) string { return fmt.Sprintf("blocks/block%02d.onnx", i+1) }
+
+// errUsage marks contradictory options.
+var errUsage = errors.New("model: bad split options")
+
+// Candidates returns the cut points a split chooses among (with Every or
+// MaxCuts, or all of them by default): every cut point with raw, else those
+// not just before an element-wise activation.
+func (g *Graph) Candidates(raw bool) []CutPoint {
+	var out []CutPoint
+	for _, c := range g.cuts {
+		if raw || !c.Activation {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// selectCuts applies the options to the graph's cut points.
+func (g *Graph) selectCuts(opt SplitOptions) ([]CutPoint, error) {
+	set := 0
+	for _, b := range []bool{len(opt.At) > 0, opt.Every > 0, opt.MaxCuts > 0} {
+		if b {
+			set++
+		}
+	}
+	if set > 1 {
+		return nil, fmt.Errorf("%w: choose one of At, Every and MaxCuts", errUsage)
+	}
+	if opt.Every < 0 || opt.MaxCuts < 0 {
+		return nil, fmt.Errorf("%w: Every and MaxCuts must not be negative", errUsage)
+	}
+	if len(g.cuts) == 0 {
+		return nil, fmt.Errorf("%w: no single-tensor cut point between input %q and output %q: every tensor in between lies on one of several parallel paths (or is not float32), so the graph cannot be cut into a chain", ErrNoCutPoint, g.input, g.output)
+	}
+	if len(opt.At) > 0 {
+		pos := map[string]int{}
+		for i, c := range g.cuts {
+			pos[c.Tensor.Name] = i
+		}
+		var idx []int
+		for _, name := range opt.At {
+			if name == g.output {
+				continue
+			}
+			i, ok := pos[name]
+			if !ok {
+				return nil, g.notACut(name)
+			}
+			if !slices.Contains(idx, i) {
+				idx = append(idx, i)
+			}
+		}
+		slices.Sort(idx)
+		var out []CutPoint
+		for _, i := range idx {
+			out = append(out, g.cuts[i])
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("%w: the cuts %v leave a single block; name at least one cut point", ErrNoCutPoint, opt.At)
+		}
+		return out, nil
+	}
+	cands := g.Candidates(opt.Raw)
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("%w: every cut point of the graph lies before an activation; split with Raw to cut there", ErrNoCutPoint)
+	}
+	switch {
+	case opt.Every > 1:
+		var out []CutPoint
+		for i, c := range cands {
+			if (i+1)%opt.Every == 0 {
+				out = append(out, c)
+			}
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("%w: every %d-th of %d cut points selects none", ErrNoCutPoint, opt.Every, len(cands))
+		}
+		return out, nil
+	case opt.MaxCuts > 0:
+		return evenCuts(cands, g.TotalFLOPs(), opt.MaxCuts), nil
+	}
+	return cands, nil
+}
+
+// evenCuts picks at most k cut points whose FLOPs before are closest to
+// k evenly spaced targets.
+func evenCuts(cands []CutPoint, total int64, k int) []CutPoint {
+	if k >= len(cands) {
+		return cands
+	}
+	chosen := map[int]bool{}
+	for j := 1; j <= k; j++ {
+		target := float64(total) * float64(j) / float64(k+1)
+		best, bestD := -1, 0.0
+		for i, c := range cands {
+			if chosen[i] {
+				continue
+			}
+			d := float64(c.FLOPsBefore) - target
+			if d < 0 {
+				d = -d
+			}
+			if best < 0 || d < bestD {
+				best, bestD = i, d
+			}
+		}
+		chosen[best] = true
+	}
+	var out []CutPoint
+	for i, c := range cands {
+		if chosen[i] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// notACut explains why a named tensor cannot be cut at.
+func (g *Graph) notACut(name string) error {
+	switch {
+	case name == g.input:
+		return fmt.Errorf("%w: %q is the model's input: split 0 (send the input) needs no cut", ErrNoCutPoint, name)
+	case g.info[name] == nil && g.inits[name] == nil:
+		return fmt.Errorf("%w: no tensor %q in the graph (or it does not lead to the output)", ErrNoCutPoint, name)
+	case !g.dynamic[name]:
+		return fmt.Errorf("%w: %q is a constant (an initializer or computed from them), not an activation", ErrNoCutPoint, name)
+	case g.info[name].dtype != dtFloat:
+		return fmt.Errorf("%w: %q is %s; only float32 activations are sent", ErrNoCutPoint, name, dtypeName(g.info[name].dtype))
+	}
+	return fmt.Errorf("%w: %q is not a single-tensor cut point: some path from the input to the output bypasses it (it lies inside a residual or multi-branch block); list the cut points with `dynoctl model split -list`", ErrNoCutPoint, name)
+}
+
+// Split cuts the graph into blocks at the selected cut points and builds the
+// manifest and the block models.
+func (g *Graph) Split(opt SplitOptions) (*Split, error) {
+	sel, err := g.selectCuts(opt)
+	if err != nil {
+		return nil, err
+	}
+	bits := opt.AllowedBits
+	if bits == nil {
+		bits = slices.Clone(ValidBits)
+	}
+	idom, _ := g.dominators()
+	chain := g.chain(idom)
+	seg := g.segments(idom, chain)
+	pos := map[string]int{}
+	for i, t := range chain {
+		pos[t] = i
+	}
+	// Bounds: the chain index each block ends at.
+	var ends []int
+	for _, c := range sel {
+		ends = append(ends, pos[c.Tensor.Name])
+	}
+	ends = append(ends, len(chain)-1)
+	blockOf := func(s int) int { // block of a node in chain segment s
+		b := 0
+		for b < len(ends) && ends[b] < s {
+			b++
+		}
+		return b
+	}
+	members := make([][]int, len(ends))
+	for i := range g.nodes {
+		if !g.nodeDynamic(i) {
+			continue
+		}
+		b := blockOf(seg[i])
+		members[b] = append(members[b], i)
+	}
+	name := opt.Name
+	if name == "" {
+		name = g.model.GetGraph().GetName()
+	}
+	if name == "" {
+		name = "model"
+	}
+	src := opt.Source
+	if src == "" {
+		src = fmt.Sprintf("dyno split of ONNX graph %q (opset %d) at %d cut point(s)", g.model.GetGraph().GetName(), g.opset, len(sel))
+	}
+	m := &Manifest{
+		Version:     ManifestVersion,
+		Name:        name,
+		Input:       g.Input(),
+		AllowedBits: bits,
+		Source:      src,
+	}
+	out := g.Output()
+	if n := out.Elements; n > 1 && (len(out.Shape) == 1 || (len(out.Shape) == 2 && out.Shape[0] == 1)) {
+		m.Classes = int(n)
+	}
+	sp := &Split{Manifest: m}
+	in := g.input
+	for b, end := range ends {
+		outName := chain[end]
+		bm, params, err := g.block(fmt.Sprintf("%s.block%02d", name, b+1), in, outName, members[b])
+		if err != nil {
+			return nil, err
+		}
+		var flops int64
+		for _, i := range members[b] {
+			flops += g.flops[i]
+		}
+		m.Blocks = append(m.Blocks, Block{
+			Name:   outName,
+			File:   BlockFile(b),
+			Output: g.tensor(outName),
+			FLOPs:  flops,
+			Params: params,
+		})
+		sp.Blocks = append(sp.Blocks, bm)
+		in = outName
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return sp, nil
+}
+
+func (g *Graph) nodeDynamic(i int) bool {
+	for _, o := range g.nodes[i].GetOutput() {
+		if o != "" && g.dynamic[o] {
+			return true
+		}
+	}
+	return false
+}
+
+// block builds the model of one block: its dynamic nodes, the constant
+// nodes and initializers they use, and its input and output.
+func (g *Graph) block(name, in, out string, members []int) (*onnxpb.ModelProto, int64, error) {
+	include := map[int]bool{}
+	for _, i := range members {
+		include[i] = true
+	}
+	var inits []string
+	seenInit := map[string]bool{}
+	var visit func(i int) error
+	visit = func(i int) error {
+		for _, t := range g.nodes[i].GetInput() {
+			if t == "" || t == in {
+				continue
+			}
+			if _, ok := g.inits[t]; ok {
+				if !seenInit[t] {
+					seenInit[t] = true
+					inits = append(inits, t)
+				}
+				continue
+			}
+			j, ok := g.producer[t]
+			if !ok {
+				return fmt.Errorf("%w: block %s: %s reads %q, which nothing provides", ErrCorrupt, name, nodeLabel(g.nodes[i]), t)
+			}
+			if g.dynamic[t] && !include[j] {
+				// Dominance rules this out; reaching it is a bug.
+				return fmt.Errorf("model: internal error: block %s: %s reads %q from another block", name, nodeLabel(g.nodes[i]), t)
+			}
+			if !include[j] {
+				include[j] = true
+				if err := visit(j); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for _, i := range members {
+		if err := visit(i); err != nil {
+			return nil, 0, err
+		}
+	}
+	gp := &onnxpb.GraphProto{Name: ptr(name)}
+	for i, n := range g.nodes {
+		if include[i] {
+			gp.Node = append(gp.Node, n)
+		}
+	}
+	for _, t := range inits {
+		gp.Initializer = append(gp.Initializer, g.inits[t])
+	}
+	gp.Input = []*onnxpb.ValueInfoProto{valueInfo(in, g.info[in])}
+	gp.Output = []*onnxpb.ValueInfoProto{valueInfo(out, g.info[out])}
+	src := g.model
+	ir := src.GetIrVersion()
+	if ir < 4 {
+		ir = 4 // initializers need not be listed as inputs from IR 4 on
+	}
+	bm := &onnxpb.ModelProto{
+		IrVersion:       ptr(ir),
+		OpsetImport:     src.GetOpsetImport(),
+		ProducerName:    ptr("dyno"),
+		ProducerVersion: ptr("split"),
+		Graph:           gp,
+	}
+	return bm, g.paramsOf(inits), nil
+}
+
+func valueInfo(name string, ti *tinfo) *onnxpb.ValueInfoProto {
+	var dims []*onnxpb.TensorShapeProto_Dimension
+	for _, d := range ti.shape {
+		dims = append(dims, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
+	}
+	return &onnxpb.ValueInfoProto{
+		Name: ptr(name),
+		Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
+			ElemType: ptr(ti.dtype),
+			Shape:    &onnxpb.TensorShapeProto{Dim: dims},
+		}}},
+	}
+}
+
+// Write writes the blocks under dir/blocks and the manifest as
+// dir/model.json, removing block files a previous split left behind.
+func (s *Split) Write(dir string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "blocks"), 0o755); err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	keep := map[string]bool{}
+	for i, b := range s.Blocks {
+		rel := s.Manifest.Blocks[i].File
+		keep[filepath.Base(rel)] = true
+		if err := WriteONNX(filepath.Join(dir, rel), b); err != nil {
+			return err
+		}
+	}
+	old, _ := filepath.Glob(filepath.Join(dir, "blocks", "*.onnx"))
+	for _, f := range old {
+		if !keep[filepath.Base(f)] {
+			os.Remove(f)
+		}
+	}
+	var buf strings.Builder
+	if err := WriteManifest(&buf, s.Manifest); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, "model.json"), []byte(buf.String()))
+}
+
+// SplitFile reads an ONNX file, splits it and writes the blocks and
+// model.json into dir.
+func SplitFile(path, dir string, gopt GraphOptions, opt SplitOptions) (*Split, error) {
+	m, err := ReadONNX(path)
+	if err != nil {
+		return nil, err
+	}
+	g, err := AnalyseONNX(m, gopt)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if opt.Name == "" {
+		opt.Name = NameFromPath(path)
+	}
+	s, err := g.Split(opt)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, s.Write(dir)
+}
+
+// NameFromPath derives a model name from its file: the base name without
+// extension, or the folder's name for models/<name>/model.onnx.
+func NameFromPath(path string) string {
+	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	if name == "model" {
+		if abs, err := filepath.Abs(path); err == nil {
+			name = filepath.Base(filepath.Dir(abs))
+		}
+	}
+	return name
+}
