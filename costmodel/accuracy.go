@@ -93,18 +93,22 @@ func unit(v float64) error {
 }
 
 // lookup returns the entry of arm a in a model of k blocks. Full-precision
-// and device-only arms get the baseline.
+// and device-only arms lose nothing, so they get the baseline accuracy and
+// full agreement; a 32-bit entry still contributes its compression ratio.
 func (t *AccuracyTable) lookup(a Arm, k int) (AccuracyEntry, bool) {
-	if a.Bits == 32 || a.Split == k {
-		return AccuracyEntry{Split: a.Split, Bits: a.Bits, Accuracy: t.Baseline, Agreement: 1, CompressionRatio: 1}, true
-	}
 	for _, e := range t.Entries {
 		if e.Split == a.Split && e.Bits == a.Bits {
 			if e.CompressionRatio == 0 {
 				e.CompressionRatio = 1
 			}
+			if a.Bits == 32 {
+				e.Accuracy, e.Agreement = t.Baseline, 1
+			}
 			return e, true
 		}
+	}
+	if a.Bits == 32 || a.Split == k {
+		return AccuracyEntry{Split: a.Split, Bits: a.Bits, Accuracy: t.Baseline, Agreement: 1, CompressionRatio: 1}, true
 	}
 	return AccuracyEntry{}, false
 }

@@ -455,3 +455,21 @@ func TestJSONReadersRejectUnknownFieldsAndGarbage(t *testing.T) {
 		})
 	}
 }
+
+// A 32-bit entry contributes its compression ratio but not its accuracy:
+// full precision loses nothing.
+func TestFullPrecisionEntryGivesCompressionOnly(t *testing.T) {
+	m, dev, cloud, acc := tiny(t)
+	acc.Entries = append(acc.Entries, costmodel.AccuracyEntry{Split: 1, Bits: 32, Accuracy: 0.5, Agreement: 0.5, CompressionRatio: 0.25})
+	cm, err := costmodel.New(m, dev, cloud, acc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cm.Predict(index(t, cm, 1, 32), costmodel.Conditions{BandwidthMbps: 8})
+	if want := 500*4*0.25 + costmodel.PackHeaderBytes; s.Bytes != want {
+		t.Errorf("bytes %g, want %g", s.Bytes, want)
+	}
+	if s.Accuracy != 0.9 {
+		t.Errorf("accuracy %g, want the baseline 0.9", s.Accuracy)
+	}
+}
