@@ -46,7 +46,7 @@ models: deps ## Build the model zoo and the trained reference classifier into mo
 	@./scripts/models.sh
 
 .PHONY: test
-test: deps lint proto-check models ## Run every test (race detector on) against the real parts
+test: deps lint proto-check models influxd ## Run every test (race detector on) against the real parts
 	$(GO) test -race -count=1 -timeout 40m ./...
 
 .PHONY: bench
@@ -60,3 +60,13 @@ demo: deps ## Run the most complete part of dyno that exists (see README)
 .PHONY: clean
 clean: ## Remove build outputs and fetched parts (.cache/, bin/, models/)
 	rm -rf bin/ .cache/ models/ out/
+
+# InfluxDB for the learning curves: influxd 1.8.3 built from the Go module
+# proxy (scripts/influxd.sh). The controller's tests use the one started
+# here (DYNO_INFLUXD_URL) and fail, rather than skip, when it is missing.
+export DYNO_INFLUXD_URL ?= http://127.0.0.1:$(or $(DYNO_INFLUXD_PORT),18086)
+export DYNO_REQUIRE_INFLUXD := 1
+
+.PHONY: influxd
+influxd: ## Build influxd 1.8.3 into .cache/bin (cached, 2-4 min once) and start it on 127.0.0.1:18086 with Flux on (scripts/influxd.sh stop stops it)
+	@./scripts/influxd.sh start >/dev/null

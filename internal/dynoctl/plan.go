@@ -47,26 +47,14 @@ profiles/<class>.json, or each file named on its own.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPlan(cmd.OutOrStdout(), f) },
 	}
+	addCostModelFlags(cmd, &f)
 	fl := cmd.Flags()
-	fl.StringVar(&f.dir, "dir", "", "model folder with model.json, accuracy.json and profiles/")
-	fl.StringVar(&f.manifest, "manifest", "", "model.json (default DIR/model.json)")
-	fl.StringVar(&f.accuracy, "accuracy", "", "accuracy table (default DIR/accuracy.json)")
-	fl.StringVar(&f.device, "device", "jetson-xavier-nx", "device class: reads DIR/profiles/CLASS.json")
-	fl.StringVar(&f.cloud, "cloud", "cloud-t4", "cloud class: reads DIR/profiles/CLASS.json")
-	fl.StringVar(&f.deviceProfile, "device-profile", "", "device profile file (overrides --device)")
-	fl.StringVar(&f.cloudProfile, "cloud-profile", "", "cloud profile file (overrides --cloud)")
 	fl.Float64SliceVar(&f.bandwidths, "bandwidth", []float64{10}, "measured device-to-cloud bandwidth, Mbit/s (repeat to compare)")
 	fl.Float64Var(&f.rtt, "rtt", 40, "round-trip time, ms")
 	fl.Float64Var(&f.queue, "cloud-queue", 0, "cloud queueing delay, ms")
 	fl.Float64Var(&f.deviceSlowdown, "device-slowdown", 1, "device block times x this factor (throttling)")
 	fl.Float64Var(&f.cloudSlowdown, "cloud-slowdown", 1, "cloud block times x this factor (load)")
-	fl.StringVar(&f.objective, "objective", string(costmodel.MinLatency), "max-throughput, min-latency, min-cloud-cost or weighted")
-	fl.Float64Var(&f.floor, "floor", 0, "accuracy floor in [0, 1]: arms below it are excluded")
-	fl.Float64Var(&f.slo, "slo", 0, "latency SLO, ms (0 for none; min-cloud-cost needs one)")
-	fl.Float64Var(&f.sloPenalty, "slo-penalty", 0, "cost per ms over the SLO (0 = default 10)")
-	fl.StringVar(&f.weights, "weights", "", "weighted objective: latency=W,bottleneck=W,cloud=W,kb=W")
 	fl.IntVar(&f.top, "top", 10, "rows to print per bandwidth (0 for all)")
-	fl.BoolVar(&f.json, "json", false, "print JSON instead of a table")
 	return cmd
 }
 
@@ -158,13 +146,9 @@ func runPlan(w io.Writer, f planFlags) error {
 	if err != nil {
 		return err
 	}
-	weights, err := parseWeights(f.weights)
+	obj, err := f.objectiveOf()
 	if err != nil {
 		return err
-	}
-	obj := costmodel.Objective{Kind: costmodel.ObjectiveKind(f.objective), AccuracyFloor: f.floor, LatencySLOMs: f.slo, SLOPenalty: f.sloPenalty, Weights: weights}
-	if err := obj.Validate(); err != nil {
-		return usageError{err}
 	}
 	var results []planResult
 	for _, bw := range f.bandwidths {

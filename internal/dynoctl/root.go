@@ -65,7 +65,7 @@ and at what precision to send the activations across the split.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newPlanCmd(), newModelCmd(), newSimCmd())
+	root.AddCommand(append([]*cobra.Command{newPlanCmd(), newModelCmd(), newSimCmd(), newEvalCmd()}, adminCommands()...)...)
 	return root
 }
 

@@ -1,0 +1,272 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/dynoml/dyno/api"
+	"github.com/dynoml/dyno/costmodel"
+	"github.com/dynoml/dyno/store"
+)
+
+// adminService implements api.AdminServer.
+type adminService struct {
+	api.UnimplementedAdminServer
+	srv *Server
+}
+
+// Status implements api.AdminServer.
+func (a *adminService) Status(ctx context.Context, _ *api.StatusRequest) (*api.StatusResponse, error) {
+	s := a.srv
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	pm := processMemory()
+	resp := &api.StatusResponse{
+		Version: s.cfg.Version, StartedUnixNano: s.started.UnixNano(), StorePath: s.st.Path(), StoreBytes: s.st.Size(),
+		ReportsAccepted: s.accepted.Load(), ReportsDuplicate: s.duplicates.Load(), ReportsRejected: s.rejected.Load(),
+		Commits: s.com.commits.Load(), Keys: uint32(len(s.reg.keyList())), Executors: uint32(len(s.execs.list())),
+		Watchers: uint32(s.hub.count.Load()), HeapBytes: ms.HeapAlloc, RssBytes: pm.rss, PeakRssBytes: pm.peak,
+		AnonRssBytes: pm.anon, FileRssBytes: pm.file, GoSysBytes: ms.Sys,
+		Bandit: s.cfg.Bandit, PoliciesPublished: s.published.Load(),
+	}
+	if s.sink != nil {
+		resp.InfluxEnabled = true
+		resp.InfluxPointsWritten = s.sink.written.Load()
+		resp.InfluxPointsDropped = s.sink.dropped.Load()
+	}
+	err := s.st.View(func(tx *store.Tx) error {
+		r := tx.Traces()
+		resp.Traces, resp.FirstTraceSeq, resp.LastTraceSeq = r.Count, r.First, r.Last
+		resp.SchemaVersion = tx.Schema()
+		return nil
+	})
+	return resp, toStatus(err)
+}
+
+// ListKeys implements api.AdminServer.
+func (a *adminService) ListKeys(ctx context.Context, _ *api.ListKeysRequest) (*api.ListKeysResponse, error) {
+	s := a.srv
+	byKey := s.execs.countByKey()
+	resp := &api.ListKeysResponse{}
+	for _, k := range s.reg.keyList() {
+		ki := &api.KeyInfo{Key: k.name, Model: k.model, DeviceClass: k.deviceClass, ObjectiveName: k.objectiveName,
+			Executors: uint32(byKey[k.name]), Watchers: uint32(s.hub.watchers(k.name)), PendingReports: k.learner.pending()}
+		if p := k.learner.latest.Load(); p != nil {
+			ki.Objective, ki.Version, ki.Reports, ki.TotalReports, ki.PublishedUnixNano, ki.Pin = p.Objective, p.Version, p.Reports, p.TotalReports, p.PublishedUnixNano, p.Pin
+		}
+		resp.Keys = append(resp.Keys, ki)
+	}
+	return resp, nil
+}
+
+func (a *adminService) key(name string) (*keyEntry, error) {
+	if name == "" {
+		return nil, badField("key", "empty")
+	}
+	k := a.srv.reg.key(name)
+	if k == nil {
+		return nil, fmt.Errorf("%w: key %q (dynoctl keys lists them)", ErrNotFound, name)
+	}
+	return k, nil
+}
+
+// GetPolicy implements api.AdminServer.
+func (a *adminService) GetPolicy(ctx context.Context, req *api.GetPolicyRequest) (*api.Policy, error) {
+	k, err := a.key(req.Key)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	p := k.learner.latest.Load()
+	if p == nil {
+		return nil, toStatus(fmt.Errorf("%w: key %q has no published policy yet", ErrNotFound, req.Key))
+	}
+	return p, nil
+}
+
+// change hands an operator's change to the key's learner and waits for the
+// version that carries it.
+func (a *adminService) change(ctx context.Context, name string, op *adminOp) (*api.AdminChange, error) {
+	k, err := a.key(name)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	op.by, op.at = tokenName(ctx), time.Now().UTC()
+	if op.pin != nil {
+		op.pin.Key, op.pin.By, op.pin.At = k.name, op.by, op.at
+	}
+	op.result = make(chan opResult, 1)
+	k.learner.enqueue(learnMsg{op: op})
+	select {
+	case r := <-op.result:
+		if r.err != nil {
+			return nil, toStatus(r.err)
+		}
+		a.srv.log.Info("operator change", "key", k.name, "action", op.action, "by", op.by, "version", r.version)
+		return &api.AdminChange{Key: k.name, Version: r.version, By: op.by, AtUnixNano: op.at.UnixNano(), Action: op.action}, nil
+	case <-ctx.Done():
+		return nil, toStatus(ctx.Err())
+	case <-a.srv.com.stopped:
+		return nil, toStatus(fmt.Errorf("%w: shutting down", ErrStopping))
+	}
+}
+
+// Pin implements api.AdminServer.
+func (a *adminService) Pin(ctx context.Context, req *api.PinRequest) (*api.AdminChange, error) {
+	k, err := a.key(req.Key)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if req.Arm == nil {
+		return nil, toStatus(badField("arm", "missing"))
+	}
+	arm := costmodel.Arm{Split: int(req.Arm.Split), Bits: int(req.Arm.Bits)}
+	if _, ok := k.cm.Index(arm); !ok {
+		return nil, toStatus(badField("arm", "%v is not an arm of model %s (splits 0..%d, bits %v; device-only is s%d/b32)", arm, k.model, k.cm.Manifest.K(), k.cm.Manifest.AllowedBits, k.cm.Manifest.K()))
+	}
+	if req.DurationMs < 0 {
+		return nil, toStatus(badField("duration_ms", "%d is negative", req.DurationMs))
+	}
+	pin := &store.Pin{Split: arm.Split, Bits: arm.Bits, Reason: req.Reason}
+	if req.DurationMs > 0 {
+		pin.Until = time.Now().Add(time.Duration(req.DurationMs) * time.Millisecond).UTC()
+	}
+	return a.change(ctx, req.Key, &adminOp{action: "pin", pin: pin})
+}
+
+// Unpin implements api.AdminServer.
+func (a *adminService) Unpin(ctx context.Context, req *api.UnpinRequest) (*api.AdminChange, error) {
+	return a.change(ctx, req.Key, &adminOp{action: "unpin"})
+}
+
+// Reset implements api.AdminServer.
+func (a *adminService) Reset(ctx context.Context, req *api.ResetRequest) (*api.AdminChange, error) {
+	return a.change(ctx, req.Key, &adminOp{action: "reset"})
+}
+
+// SetObjective implements api.AdminServer.
+func (a *adminService) SetObjective(ctx context.Context, req *api.SetObjectiveRequest) (*api.AdminChange, error) {
+	if req.Objective == nil {
+		return nil, toStatus(badField("objective", "missing"))
+	}
+	o := objectiveOf(req.Objective)
+	if err := o.Validate(); err != nil {
+		return nil, toStatus(err)
+	}
+	return a.change(ctx, req.Key, &adminOp{action: "objective", objective: &o})
+}
+
+// exportChunk is how many traces one read transaction and one message hold.
+const exportChunk = 1000
+
+// ExportTraces implements api.AdminServer.
+func (a *adminService) ExportTraces(req *api.ExportTracesRequest, stream api.Admin_ExportTracesServer) error {
+	from, sent := max(req.SinceSeq, 1), uint64(0)
+	for {
+		batch := &api.TraceBatch{}
+		next := uint64(0)
+		err := a.srv.st.View(func(tx *store.Tx) error {
+			return tx.ForEachTrace(from, func(t store.Trace) (bool, error) {
+				next = t.Seq + 1
+				if t.ReceivedUnixNano < req.SinceUnixNano || (req.Key != "" && t.Key != req.Key) {
+					return next-from < 50*exportChunk, nil
+				}
+				idx := 0
+				if k := a.srv.reg.key(t.Key); k != nil {
+					idx, _ = k.cm.Index(costmodel.Arm{Split: t.Split, Bits: t.Bits})
+				}
+				batch.Traces = append(batch.Traces, apiTrace(&t, idx))
+				sent++
+				more := len(batch.Traces) < exportChunk && (req.Limit == 0 || sent < req.Limit)
+				return more, nil
+			})
+		})
+		if err != nil {
+			return toStatus(err)
+		}
+		if len(batch.Traces) > 0 {
+			if err := stream.Send(batch); err != nil {
+				return err
+			}
+		}
+		if next == 0 || (req.Limit > 0 && sent >= req.Limit) {
+			return nil
+		}
+		from = next
+		if err := stream.Context().Err(); err != nil {
+			return toStatus(err)
+		}
+	}
+}
+
+// ListExecutors implements api.AdminServer.
+func (a *adminService) ListExecutors(ctx context.Context, _ *api.ListExecutorsRequest) (*api.ListExecutorsResponse, error) {
+	resp := &api.ListExecutorsResponse{}
+	for _, x := range a.srv.execs.list() {
+		x.mu.Lock()
+		r := x.rec
+		resp.Executors = append(resp.Executors, &api.ExecutorInfo{
+			ExecutorId: r.ID, Key: r.Key, Model: r.Model, DeviceClass: r.DeviceClass, Version: r.Version, Labels: r.Labels,
+			RegisteredUnixNano: r.RegisteredAt.UnixNano(), LastSeenUnixNano: r.LastSeen.UnixNano(), AckedThroughSeq: x.through,
+			Reports: r.Reports, AckedVersion: r.AckedVersion, LastNack: r.LastNACK, Connected: x.connected > 0, TokenName: r.TokenName,
+		})
+		x.mu.Unlock()
+	}
+	return resp, nil
+}
+
+// backupChunk is the size of one Backup message.
+const backupChunk = 1 << 20
+
+// Backup implements api.AdminServer.
+func (a *adminService) Backup(_ *api.BackupRequest, stream api.Admin_BackupServer) error {
+	w := &chunkWriter{send: stream.Send}
+	n, err := a.srv.st.Backup(w, func(size int64) { w.total = size })
+	if err == nil {
+		err = w.flush()
+	}
+	if err != nil {
+		return toStatus(fmt.Errorf("backup: %w", err))
+	}
+	a.srv.log.Info("backup streamed", "bytes", n, "by", tokenName(stream.Context()))
+	return nil
+}
+
+// chunkWriter streams what is written to it in chunks.
+type chunkWriter struct {
+	send  func(*api.BackupChunk) error
+	buf   []byte
+	total int64
+	first bool
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		room := backupChunk - len(w.buf)
+		take := min(room, len(p))
+		w.buf = append(w.buf, p[:take]...)
+		p = p[take:]
+		if len(w.buf) == backupChunk {
+			if err := w.flush(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (w *chunkWriter) flush() error {
+	if len(w.buf) == 0 && w.first {
+		return nil
+	}
+	c := &api.BackupChunk{Data: w.buf}
+	if !w.first {
+		c.TotalBytes = w.total
+		w.first = true
+	}
+	err := w.send(c)
+	w.buf = make([]byte, 0, backupChunk)
+	return err
+}

@@ -1,0 +1,156 @@
+package dynoctl
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/dynoml/dyno/api"
+)
+
+// printProto writes a message in protobuf's JSON mapping with the .proto
+// field names (64-bit integers are strings in that mapping).
+func printProto(w io.Writer, m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true, EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+func newStatusCmd() *cobra.Command {
+	var c conn
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the controller's state: store, trace log, ingest counters, memory",
+		Long: `status asks the controller how it is doing: its store file and schema, the
+trace log's range, the reports accepted, resent (duplicates) and rejected, the
+commits, keys, executors and watchers, the InfluxDB points written and
+dropped, and its memory.`,
+		Example: `  dynoctl status --ca controller.crt --token-file admin.token
+  dynoctl status --json | jq .traces`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.call(func(ctx context.Context, a api.AdminClient) error {
+				s, err := a.Status(ctx, &api.StatusRequest{})
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				if c.json {
+					return printProto(w, s)
+				}
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				row := func(k, f string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(f, a...)) }
+				row("version", "%s", s.Version)
+				row("up since", "%s (%s)", unixTime(s.StartedUnixNano), ago(s.StartedUnixNano))
+				row("store", "%s, %s, schema %d", s.StorePath, bytesString(uint64(s.StoreBytes)), s.SchemaVersion)
+				row("traces", "%d (seq %d..%d)", s.Traces, s.FirstTraceSeq, s.LastTraceSeq)
+				row("reports", "%d accepted, %d duplicates, %d rejected", s.ReportsAccepted, s.ReportsDuplicate, s.ReportsRejected)
+				row("commits", "%d", s.Commits)
+				row("policies", "%d published (bandit %s)", s.PoliciesPublished, s.Bandit)
+				row("keys", "%d", s.Keys)
+				row("executors", "%d", s.Executors)
+				row("watchers", "%d", s.Watchers)
+				if s.InfluxEnabled {
+					row("influxdb", "%d points written, %d dropped", s.InfluxPointsWritten, s.InfluxPointsDropped)
+				} else {
+					row("influxdb", "off")
+				}
+				row("memory", "heap %s (Go runtime %s), rss %s = %s anonymous + %s of the store's memory map, peak rss %s",
+					bytesString(s.HeapBytes), bytesString(s.GoSysBytes), bytesString(s.RssBytes), bytesString(s.AnonRssBytes), bytesString(s.FileRssBytes), bytesString(s.PeakRssBytes))
+				return tw.Flush()
+			})
+		},
+	}
+	addConnFlags(cmd, &c)
+	return cmd
+}
+
+func newKeysCmd() *cobra.Command {
+	var c conn
+	cmd := &cobra.Command{
+		Use:   "keys",
+		Short: "List the keys (model/device-class/objective) the controller learns",
+		Long: `keys lists every key: the version of its policy, the reports it learned since
+its last reset and in all, its executors and watchers, its pin and objective,
+and when its policy was last published.`,
+		Example: `  dynoctl keys
+  dynoctl keys --json | jq -r '.keys[].key'`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.call(func(ctx context.Context, a api.AdminClient) error {
+				r, err := a.ListKeys(ctx, &api.ListKeysRequest{})
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				if c.json {
+					return printProto(w, r)
+				}
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "KEY\tVERSION\tREPORTS\tTOTAL\tPENDING\tEXECUTORS\tWATCHERS\tPIN\tOBJECTIVE\tPUBLISHED")
+				for _, k := range r.Keys {
+					fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", k.Key, k.Version, k.Reports, k.TotalReports, k.PendingReports, k.Executors, k.Watchers,
+						pinString(k.Pin), objectiveString(k.Objective), ago(k.PublishedUnixNano))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	addConnFlags(cmd, &c)
+	return cmd
+}
+
+func newExecutorsCmd() *cobra.Command {
+	var c conn
+	cmd := &cobra.Command{
+		Use:   "executors",
+		Short: "List the registered executors",
+		Long: `executors lists every executor that registered: its key, whether it is
+connected now, when it was last seen, how many of its reports were applied and
+up to which sequence number they are acknowledged, the policy version it last
+ACKed, its last NACK, and the token it registered with.`,
+		Example: `  dynoctl executors
+  dynoctl executors --json`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.call(func(ctx context.Context, a api.AdminClient) error {
+				r, err := a.ListExecutors(ctx, &api.ListExecutorsRequest{})
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				if c.json {
+					return printProto(w, r)
+				}
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "EXECUTOR\tKEY\tCONNECTED\tLAST SEEN\tREPORTS\tACKED SEQ\tACKED VERSION\tLAST NACK\tTOKEN\tLABELS")
+				for _, e := range r.Executors {
+					var labels []string
+					for k, v := range e.Labels {
+						labels = append(labels, k+"="+v)
+					}
+					sort.Strings(labels)
+					nack := e.LastNack
+					if nack == "" {
+						nack = "-"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", e.ExecutorId, e.Key, e.Connected, ago(e.LastSeenUnixNano),
+						e.Reports, e.AckedThroughSeq, e.AckedVersion, nack, e.TokenName, strings.Join(labels, ","))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	addConnFlags(cmd, &c)
+	return cmd
+}

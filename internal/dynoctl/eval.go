@@ -1,0 +1,331 @@
+package dynoctl
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/dynoml/dyno/bandit"
+	"github.com/dynoml/dyno/costmodel"
+	"github.com/dynoml/dyno/eval"
+	"github.com/dynoml/dyno/tracelog"
+)
+
+type evalFlags struct {
+	planFlags
+	traces     string
+	policies   string
+	estimators string
+	report     string
+	skipBad    bool
+	bootstrap  int
+	level      float64
+	seed       uint64
+	tau        float64
+	throughput bool
+	maxLine    int
+	noProgress bool
+}
+
+// newEvalCmd is `dynoctl eval`: off-policy evaluation on logged traces.
+func newEvalCmd() *cobra.Command {
+	var f evalFlags
+	cmd := &cobra.Command{
+		Use:   "eval",
+		Short: "Estimate what policies would have cost on logged traces (off-policy evaluation)",
+		Long: `eval answers "what would policy X have done on this traffic?" from trace
+records (docs/traces.md), before X is deployed. For every record it asks each
+policy for its distribution over arms in the record's conditions and feeds the
+estimators: replay, IPS, self-normalised IPS, the direct method, doubly robust
+and switch-DR (the last three with a reward model fitted on the traces as they
+stream by, each record predicted before it is learned from). Each estimate
+comes with a 95% analytic interval and a Poisson-bootstrap interval, and each
+policy with diagnostics: effective sample size, largest importance weight, and
+the share of its probability on arms the logger never chose.
+
+Policies are the names of bandit policies (dyno, static, ans, neurosurgeon,
+egreedy, device, cloud), built fresh from the cost model, or NAME=FILE for a
+stored policy version (the bytes the controller keeps; see 'dynoctl policy
+show --raw'). The trace file is read as a stream: memory does not grow with it.`,
+		Example: `  dynoctl eval --traces out/traces/exact-dyno-seed0.jsonl --dir examples/resnet50 --device phone-low --floor 0.745 --policies static,device,cloud,dyno
+  dynoctl eval --traces log.jsonl --dir models/mnist --device amd64-2cpu --cloud amd64-2cpu-cloud --policies static --estimators ips,snips --json
+  dynoctl eval --traces log.jsonl --dir examples/resnet50 --device phone-low --policies static --report out/eval`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runEval(cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
+		},
+	}
+	fl := cmd.Flags()
+	addCostModelFlags(cmd, &f.planFlags)
+	fl.StringVar(&f.traces, "traces", "", "trace records, JSON Lines (- for standard input)")
+	fl.StringVar(&f.policies, "policies", "static,dyno", "comma-separated policies to evaluate: names or NAME=STATEFILE")
+	fl.StringVar(&f.estimators, "estimators", "replay,ips,snips,dm,dr,switch-dr", "comma-separated estimators")
+	fl.StringVar(&f.report, "report", "", "write a report folder (report.md and PNG plots) here")
+	fl.BoolVar(&f.skipBad, "skip-bad", false, "count and skip bad lines instead of stopping at the first")
+	fl.IntVar(&f.bootstrap, "bootstrap", 200, "bootstrap replicates (0 disables the bootstrap interval)")
+	fl.Float64Var(&f.level, "level", 0.95, "interval coverage")
+	fl.Uint64Var(&f.seed, "seed", 1, "seed of the replay draws, the bootstrap and the policies")
+	fl.Float64Var(&f.tau, "tau", eval.DefaultSwitchTau, "switch-DR's importance-weight threshold")
+	fl.IntVar(&f.maxLine, "max-line", tracelog.DefaultMaxLine, "longest line accepted, bytes")
+	fl.BoolVar(&f.throughput, "throughput", false, "measure records per second on one core: decoding alone, then decoding and estimating, and print the ratio")
+	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress bar even on a terminal")
+	_ = cmd.MarkFlagRequired("traces")
+	return cmd
+}
+
+// addCostModelFlags registers the flags that name a cost model and an
+// objective, shared by plan-like commands.
+func addCostModelFlags(cmd *cobra.Command, f *planFlags) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.dir, "dir", "", "model folder with model.json, accuracy.json and profiles/")
+	fl.StringVar(&f.manifest, "manifest", "", "model.json (default DIR/model.json)")
+	fl.StringVar(&f.accuracy, "accuracy", "", "accuracy table (default DIR/accuracy.json)")
+	fl.StringVar(&f.device, "device", "jetson-xavier-nx", "device class: reads DIR/profiles/CLASS.json")
+	fl.StringVar(&f.cloud, "cloud", "cloud-t4", "cloud class: reads DIR/profiles/CLASS.json")
+	fl.StringVar(&f.deviceProfile, "device-profile", "", "device profile file (overrides --device)")
+	fl.StringVar(&f.cloudProfile, "cloud-profile", "", "cloud profile file (overrides --cloud)")
+	fl.StringVar(&f.objective, "objective", string(costmodel.MinLatency), "max-throughput, min-latency, min-cloud-cost or weighted")
+	fl.Float64Var(&f.floor, "floor", 0, "accuracy floor in [0, 1]")
+	fl.Float64Var(&f.slo, "slo", 0, "latency SLO, ms (0 for none; min-cloud-cost needs one)")
+	fl.Float64Var(&f.sloPenalty, "slo-penalty", 0, "cost per ms over the SLO (0 = default 10)")
+	fl.StringVar(&f.weights, "weights", "", "weighted objective: latency=W,bottleneck=W,cloud=W,kb=W")
+	fl.BoolVar(&f.json, "json", false, "print JSON instead of a table")
+}
+
+func (f *planFlags) objectiveOf() (costmodel.Objective, error) {
+	weights, err := parseWeights(f.weights)
+	if err != nil {
+		return costmodel.Objective{}, err
+	}
+	obj := costmodel.Objective{Kind: costmodel.ObjectiveKind(f.objective), AccuracyFloor: f.floor, LatencySLOMs: f.slo, SLOPenalty: f.sloPenalty, Weights: weights}
+	if err := obj.Validate(); err != nil {
+		return obj, usageError{err}
+	}
+	return obj, nil
+}
+
+func buildTargets(cm *costmodel.Model, obj costmodel.Objective, list string, seed uint64) ([]eval.Target, error) {
+	var out []eval.Target
+	for i, item := range strings.Split(list, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, file, stored := strings.Cut(item, "=")
+		var p bandit.Policy
+		var err error
+		if stored {
+			data, rerr := os.ReadFile(file)
+			if rerr != nil {
+				return nil, badInput(fmt.Errorf("policy %s: %w", name, rerr))
+			}
+			p, err = bandit.Restore(cm, data)
+			if err != nil {
+				return nil, badInput(fmt.Errorf("policy %s from %s: %w", name, file, err))
+			}
+			p.Reseed(seed + uint64(i))
+		} else {
+			p, err = bandit.New(name, cm, bandit.Config{Objective: obj, Seed: seed + uint64(i)})
+			if err != nil {
+				return nil, usageError{fmt.Errorf("--policies: %w", err)}
+			}
+		}
+		out = append(out, eval.Target{Name: name, Policy: p})
+	}
+	if len(out) == 0 {
+		return nil, usageError{fmt.Errorf("--policies: empty")}
+	}
+	return out, nil
+}
+
+func parseEstimators(list string) ([]eval.Estimator, error) {
+	var out []eval.Estimator
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		e, err := eval.ParseEstimator(s)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--estimators: %w", err)}
+		}
+		out = append(out, e)
+	}
+	if len(out) == 0 {
+		return nil, usageError{fmt.Errorf("--estimators: empty")}
+	}
+	return out, nil
+}
+
+// countingReader counts bytes for the progress bar.
+type countingReader struct {
+	r   io.Reader
+	bar *progressbar.ProgressBar
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.bar != nil {
+		_ = c.bar.Add(n)
+	}
+	return n, err
+}
+
+func openTraces(path string) (io.ReadCloser, int64, error) {
+	if path == "-" {
+		return io.NopCloser(os.Stdin), -1, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, badInput(err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
+}
+
+func runEval(stdout, stderr io.Writer, f evalFlags) error {
+	cm, err := loadCostModel(f.dir, f.manifest, f.accuracy, f.deviceProfile, f.cloudProfile, f.device, f.cloud)
+	if err != nil {
+		return err
+	}
+	obj, err := f.objectiveOf()
+	if err != nil {
+		return err
+	}
+	ests, err := parseEstimators(f.estimators)
+	if err != nil {
+		return err
+	}
+	bootstrap := f.bootstrap
+	if bootstrap == 0 {
+		bootstrap = -1
+	}
+	opt := eval.OfflineOptions{
+		EstimateOptions: eval.EstimateOptions{Bootstrap: bootstrap, Level: f.level, Seed: f.seed, Tau: f.tau},
+		Estimators:      ests, Objective: obj,
+	}
+	if f.throughput {
+		return runEvalThroughput(stdout, cm, f, opt)
+	}
+	targets, err := buildTargets(cm, obj, f.policies, f.seed)
+	if err != nil {
+		return err
+	}
+	off, err := eval.NewOffline(cm, targets, opt)
+	if err != nil {
+		return usageError{err}
+	}
+	in, size, err := openTraces(f.traces)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	var src io.Reader = in
+	if file, ok := stderr.(*os.File); ok && !f.noProgress && term.IsTerminal(int(file.Fd())) {
+		bar := progressbar.NewOptions64(size, progressbar.OptionSetWriter(stderr), progressbar.OptionShowBytes(true),
+			progressbar.OptionSetDescription("reading traces"), progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
+		src = &countingReader{r: in, bar: bar}
+		defer bar.Finish()
+	}
+	rd := tracelog.NewReader(src, tracelog.ReadOptions{SkipBad: f.skipBad, MaxLine: f.maxLine})
+	for rd.Next() {
+		if err := off.Add(rd.Record()); err != nil {
+			return badInput(fmt.Errorf("%s: line %d: %w", f.traces, rd.Read()+rd.Skipped(), err))
+		}
+	}
+	if err := rd.Err(); err != nil {
+		return badInput(fmt.Errorf("%s: %w", f.traces, err))
+	}
+	if rd.Skipped() > 0 {
+		fmt.Fprintf(stderr, "dynoctl: skipped %d bad lines (first: %v)\n", rd.Skipped(), rd.FirstBad())
+	}
+	rep, err := off.Report()
+	if err != nil {
+		return badInput(fmt.Errorf("%s: %w", f.traces, err))
+	}
+	if f.report != "" {
+		if err := eval.WriteOfflineReport(f.report, rep); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "dynoctl: report written to %s/report.md\n", f.report)
+	}
+	if f.json {
+		return costmodel.WriteJSON(stdout, rep)
+	}
+	return eval.WriteOfflineTable(stdout, rep)
+}
+
+// runEvalThroughput reads the trace file twice on one core: decoding only,
+// then decoding and estimating, and prints records per second and the
+// ratio of the two.
+func runEvalThroughput(w io.Writer, cm *costmodel.Model, f evalFlags, opt eval.OfflineOptions) error {
+	if f.traces == "-" {
+		return usageError{fmt.Errorf("--throughput reads the file twice: give a file, not standard input")}
+	}
+	prev := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(prev)
+	pass := func(estimate bool) (int64, time.Duration, error) {
+		in, _, err := openTraces(f.traces)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer in.Close()
+		var off *eval.Offline
+		if estimate {
+			targets, err := buildTargets(cm, opt.Objective, f.policies, f.seed)
+			if err != nil {
+				return 0, 0, err
+			}
+			if off, err = eval.NewOffline(cm, targets, opt); err != nil {
+				return 0, 0, usageError{err}
+			}
+		}
+		start := time.Now()
+		rd := tracelog.NewReader(in, tracelog.ReadOptions{SkipBad: f.skipBad, MaxLine: f.maxLine})
+		for rd.Next() {
+			if off != nil {
+				if err := off.Add(rd.Record()); err != nil {
+					return 0, 0, badInput(err)
+				}
+			}
+		}
+		if err := rd.Err(); err != nil {
+			return 0, 0, badInput(err)
+		}
+		if off != nil {
+			if _, err := off.Report(); err != nil {
+				return 0, 0, badInput(err)
+			}
+		}
+		return rd.Read(), time.Since(start), nil
+	}
+	// Warm the file cache, then measure.
+	if _, _, err := pass(false); err != nil {
+		return err
+	}
+	n, dDecode, err := pass(false)
+	if err != nil {
+		return err
+	}
+	_, dFull, err := pass(true)
+	if err != nil {
+		return err
+	}
+	decodeRate := float64(n) / dDecode.Seconds()
+	fullRate := float64(n) / dFull.Seconds()
+	fmt.Fprintf(w, "%d records, one core (GOMAXPROCS=1), policies %s, estimators %s, bootstrap %d\n", n, f.policies, f.estimators, max(opt.Bootstrap, 0))
+	fmt.Fprintf(w, "decode only:            %10.0f records/s\n", decodeRate)
+	fmt.Fprintf(w, "decode and estimate:    %10.0f records/s\n", fullRate)
+	fmt.Fprintf(w, "ratio (estimate/decode): %9.2f\n", fullRate/decodeRate)
+	return nil
+}

@@ -1,0 +1,159 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SchemaVersion is the layout this build writes. Stores of an older version
+// are migrated on Open; newer ones are refused.
+const SchemaVersion = 1
+
+// A migration upgrades a store from schema version From to From+1, inside
+// the one transaction that also records the new version.
+type migration struct {
+	From  uint32
+	About string
+	Apply func(tx *bolt.Tx) error
+}
+
+// migrations lists every upgrade in order. Schema 1 is the first layout:
+// there is nothing to migrate from yet. A change of layout adds an entry
+// here and bumps SchemaVersion.
+var migrations []migration
+
+// checkIdentity refuses a file that is not a dyno store or is too new. A
+// bbolt file with no bucket at all is empty and may become one.
+func checkIdentity(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		empty := true
+		_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+		if empty {
+			return nil
+		}
+		return fmt.Errorf("%w: a bbolt file without dyno's %q bucket", ErrNotStore, bucketMeta)
+	}
+	if m := meta.Get(metaMagic); string(m) != magic {
+		return fmt.Errorf("%w: magic %q, want %q", ErrNotStore, m, magic)
+	}
+	v, err := schemaOf(meta)
+	if err != nil {
+		return err
+	}
+	if v > SchemaVersion {
+		return fmt.Errorf("%w: the file has schema %d, this build reads up to %d: run a newer dyno-controller", ErrSchemaTooNew, v, SchemaVersion)
+	}
+	return nil
+}
+
+func schemaOf(meta *bolt.Bucket) (uint32, error) {
+	b := meta.Get(metaSchema)
+	if len(b) != 4 {
+		return 0, fmt.Errorf("%w: meta/schema is %d bytes", ErrCorrupt, len(b))
+	}
+	return binary.BigEndian.Uint32(b), nil
+}
+
+// init creates the buckets of a new store, or migrates an old one.
+func (s *Store) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := checkIdentity(tx); err != nil {
+			return err
+		}
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			for _, name := range allBuckets {
+				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+					return err
+				}
+			}
+			meta = tx.Bucket(bucketMeta)
+			now := make([]byte, 8)
+			binary.BigEndian.PutUint64(now, uint64(time.Now().UnixNano()))
+			if err := meta.Put(metaMagic, []byte(magic)); err != nil {
+				return err
+			}
+			if err := meta.Put(metaCreated, now); err != nil {
+				return err
+			}
+			return putSchema(meta, SchemaVersion)
+		}
+		return migrate(tx, migrations, SchemaVersion)
+	})
+}
+
+func putSchema(meta *bolt.Bucket, v uint32) error {
+	b := make([]byte, 4)
+	binary.BigEndian.PutUint32(b, v)
+	return meta.Put(metaSchema, b)
+}
+
+// migrate runs every migration from the file's schema up to target in tx.
+func migrate(tx *bolt.Tx, ms []migration, target uint32) error {
+	meta := tx.Bucket(bucketMeta)
+	v, err := schemaOf(meta)
+	if err != nil {
+		return err
+	}
+	for v < target {
+		var m *migration
+		for i := range ms {
+			if ms[i].From == v {
+				m = &ms[i]
+			}
+		}
+		if m == nil {
+			return fmt.Errorf("store: no migration from schema %d to %d", v, v+1)
+		}
+		if err := m.Apply(tx); err != nil {
+			return fmt.Errorf("store: migrate schema %d to %d (%s): %w", v, v+1, m.About, err)
+		}
+		v++
+		if err := putSchema(meta, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Schema returns the schema version of the open store.
+func (t *Tx) Schema() uint32 {
+	v, _ := schemaOf(t.bucket(bucketMeta))
+	return v
+}
+
+// Created is when the store was made.
+func (t *Tx) Created() time.Time {
+	b := t.bucket(bucketMeta).Get(metaCreated)
+	if len(b) != 8 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b)))
+}
+
+// ReplayFrom is the first trace sequence number whose effect on the bandit
+// state may not be in the State records yet (see PutReplayFrom); zero if
+// never set.
+func (t *Tx) ReplayFrom() uint64 {
+	b := t.bucket(bucketMeta).Get(metaReplayFrom)
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+// PutReplayFrom records where a restart must start replaying the trace log
+// into the bandit state: every trace below seq is reflected in some State.
+func (t *Tx) PutReplayFrom(seq uint64) error {
+	return t.bucket(bucketMeta).Put(metaReplayFrom, be64(seq))
+}
+
+func be64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
