@@ -20,15 +20,15 @@ type EstimateOptions struct {
 	Seed uint64
 }
 
+// replicates is the number of bootstrap replicates (0 when disabled).
+func (o *EstimateOptions) replicates() int { return max(o.Bootstrap, 0) }
+
 func (o *EstimateOptions) defaults() error {
 	if o.Tau == 0 {
 		o.Tau = DefaultSwitchTau
 	}
 	if o.Bootstrap == 0 {
 		o.Bootstrap = 200
-	}
-	if o.Bootstrap < 0 {
-		o.Bootstrap = 0
 	}
 	if o.Level == 0 {
 		o.Level = 0.95
@@ -175,8 +175,8 @@ func NewAccumulator(arms int, estimators []Estimator, opt EstimateOptions) (*Acc
 		if _, err := ParseEstimator(string(e)); err != nil {
 			return nil, err
 		}
-		a.sums[i].bootNum = make([]float64, opt.Bootstrap)
-		a.sums[i].bootDen = make([]float64, opt.Bootstrap)
+		a.sums[i].bootNum = make([]float64, opt.replicates())
+		a.sums[i].bootDen = make([]float64, opt.replicates())
 	}
 	return a, nil
 }
@@ -230,12 +230,12 @@ func (a *Accumulator) Add(s *Sample, boot []float64) error {
 			}
 		}
 	}
-	if boot == nil && a.opt.Bootstrap > 0 {
-		boot = make([]float64, a.opt.Bootstrap)
+	if boot == nil && a.opt.replicates() > 0 {
+		boot = make([]float64, a.opt.replicates())
 		BootstrapWeights(a.rng, boot)
 	}
-	if len(boot) != a.opt.Bootstrap {
-		return fmt.Errorf("eval: %d bootstrap weights for %d replicates", len(boot), a.opt.Bootstrap)
+	if len(boot) != a.opt.replicates() {
+		return fmt.Errorf("eval: %d bootstrap weights for %d replicates", len(boot), a.opt.replicates())
 	}
 	w := s.weight()
 	a.sw += w
@@ -318,7 +318,7 @@ func (a *Accumulator) Result() (Result, error) {
 			est.N = int64(s.den)
 		}
 		est.Lo, est.Hi = s.analytic(z)
-		if a.opt.Bootstrap > 0 {
+		if a.opt.replicates() > 0 {
 			est.BootLo, est.BootHi = s.bootstrap(a.opt.Level)
 		}
 		res.Estimates = append(res.Estimates, est)

@@ -75,7 +75,7 @@ func NewOffline(cm *costmodel.Model, targets []Target, opt OfflineOptions) (*Off
 	o := &Offline{
 		cm: cm, opt: opt, targets: targets,
 		rng:        rand.New(rand.NewPCG(opt.Seed, 0x626f6f74)),
-		boot:       make([]float64, opt.Bootstrap),
+		boot:       make([]float64, opt.replicates()),
 		loggedArms: make([]int64, arms),
 		curve:      curve{max: opt.CurvePoints, every: 1},
 	}

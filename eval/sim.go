@@ -5,9 +5,11 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"time"
 
 	"github.com/dynoml/dyno/bandit"
 	"github.com/dynoml/dyno/costmodel"
+	"github.com/dynoml/dyno/tracelog"
 )
 
 // factors are the truth's multipliers for one request.
@@ -78,6 +80,9 @@ type policyRun struct {
 	errors int
 	// lastErr keeps the first choose or learn error for the summary.
 	lastErr error
+	// rec and acc back the trace record handed to emit.
+	rec tracelog.Record
+	acc float64
 }
 
 // seedRun is the record of one seed: every policy and the oracle.
@@ -87,7 +92,7 @@ type seedRun struct {
 }
 
 // newPolicies builds the named policies for one seed.
-func (w *World) newPolicies(names []string, seed uint64, dyno *bandit.DynoConfig) ([]*policyRun, error) {
+func (w *World) newPolicies(names []string, seed uint64, tune *Tuning) ([]*policyRun, error) {
 	out := make([]*policyRun, len(names))
 	for j, name := range names {
 		// each policy's stream depends on the seed and its name only, so
@@ -95,8 +100,8 @@ func (w *World) newPolicies(names []string, seed uint64, dyno *bandit.DynoConfig
 		h := fnv.New64a()
 		h.Write([]byte(name))
 		cfg := bandit.Config{Objective: w.Scenario.Objective, Seed: seed ^ h.Sum64(), Layers: w.Layers}
-		if dyno != nil {
-			cfg.Dyno = *dyno
+		if tune != nil {
+			cfg.Dyno, cfg.EGreedy = tune.Dyno, tune.EGreedy
 		}
 		p, err := bandit.New(name, w.Seen, cfg)
 		if err != nil {
@@ -107,11 +112,18 @@ func (w *World) newPolicies(names []string, seed uint64, dyno *bandit.DynoConfig
 	return out, nil
 }
 
-// runSeed simulates one seed of the world for n requests.
-func (w *World) runSeed(names []string, seedIndex, n int, dyno *bandit.DynoConfig) (*seedRun, error) {
+// emitFunc receives every simulated request of policy p as a trace record,
+// with the true expected cost of every arm in that request (the ground
+// truth offline estimators are checked against). The record's slices are
+// reused after emit returns.
+type emitFunc func(p int, rec *tracelog.Record, trueCost []float64) error
+
+// runSeed simulates one seed of the world for n requests; emit, if not nil,
+// receives every request as a trace record.
+func (w *World) runSeed(names []string, seedIndex, n int, tune *Tuning, emit emitFunc) (*seedRun, error) {
 	s := w.Scenario
 	seed := s.Seed*1_000_003 + uint64(seedIndex)
-	pols, err := w.newPolicies(names, seed, dyno)
+	pols, err := w.newPolicies(names, seed, tune)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +207,7 @@ func (w *World) runSeed(names []string, seedIndex, n int, dyno *bandit.DynoConfi
 		nQ, nC := lognormal(s.Noise.Queue), lognormal(s.Noise.Cloud)
 		uAcc, uSig := rng.Float64(), rng.Float64()
 		queue := f.queueMs * nQ
-		for _, pr := range pols {
+		for j, pr := range pols {
 			a, prob, version := nArms-1, 1.0, pr.p.Version()
 			if err := pr.p.Choose(cond, &pr.dec); err != nil {
 				// a policy that cannot choose runs device-only, counted
@@ -234,6 +246,11 @@ func (w *World) runSeed(names []string, seedIndex, n int, dyno *bandit.DynoConfi
 					rep.Accuracy = 1
 				}
 			}
+			if emit != nil {
+				if err := emit(j, w.record(i, seedIndex, pr, &rep, obj.Cost(obs), interval), trueCost); err != nil {
+					return nil, err
+				}
+			}
 			if err := pr.p.Learn(&rep); err != nil {
 				pr.errors++
 				if pr.lastErr == nil {
@@ -244,4 +261,57 @@ func (w *World) runSeed(names []string, seedIndex, n int, dyno *bandit.DynoConfi
 		reportedQueue = queue
 	}
 	return run, nil
+}
+
+// simEpoch is the time of the first simulated request in trace records.
+var simEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// record is request i of policy run pr as a trace record; it reuses pr's
+// record.
+func (w *World) record(i, seedIndex int, pr *policyRun, rep *bandit.Report, cost, intervalMs float64) *tracelog.Record {
+	r := &pr.rec
+	probs := r.Probs[:0]
+	var best float64
+	for _, p := range pr.dec.Probs {
+		probs = append(probs, p)
+		best = math.Max(best, p)
+	}
+	idx, _ := w.Seen.Index(rep.Arm)
+	*r = tracelog.Record{
+		Schema: tracelog.SchemaVersion, ID: fmt.Sprintf("%s-%d-%d", w.Scenario.Name, seedIndex, i),
+		Key: w.Scenario.Name, Executor: "sim", Seq: uint64(i + 1),
+		Time:   simEpoch.Add(time.Duration(float64(i) * intervalMs * float64(time.Millisecond))),
+		Policy: pr.name, PolicyVersion: rep.PolicyVersion, Conditions: rep.Conditions,
+		ArmIndex: idx, Arm: rep.Arm, Propensity: rep.Propensity, Explore: rep.Propensity < best,
+		Observed: tracelog.FromStages(rep.Observed), Cost: cost,
+	}
+	// A policy that failed to choose ran device-only without a
+	// distribution; log its propensity alone.
+	if len(probs) == len(w.Seen.Arms()) && probs[idx] == rep.Propensity {
+		r.Probs = probs
+	} else {
+		r.Probs = probs[:0]
+	}
+	if rep.HasAccuracy {
+		pr.acc = rep.Accuracy
+		r.Accuracy = &pr.acc
+	}
+	return r
+}
+
+// Tuning tunes the policies the simulator builds.
+type Tuning struct {
+	Dyno    bandit.DynoConfig
+	EGreedy bandit.EGreedyConfig
+}
+
+// Log runs one policy through the world for n requests of seed seedIndex
+// and streams every request to emit as a trace record, with the true
+// expected cost of every arm in it (the ground truth of offline
+// evaluation). The policy is built like the simulator's own.
+func (w *World) Log(policy string, seedIndex, n int, tune *Tuning, emit func(rec *tracelog.Record, trueCost []float64) error) error {
+	_, err := w.runSeed([]string{policy}, seedIndex, n, tune, func(_ int, rec *tracelog.Record, trueCost []float64) error {
+		return emit(rec, trueCost)
+	})
+	return err
 }

@@ -32,6 +32,10 @@ type Options struct {
 	// Tolerance is how close to the oracle's rolling mean cost a policy
 	// must come back after a change to count as recovered; zero means 0.05.
 	Tolerance float64
+	// Traces, when set, is a folder that receives every simulated request
+	// as trace records (docs/traces.md), one JSON Lines file per scenario,
+	// policy and seed: SCENARIO-POLICY-seedN.jsonl.
+	Traces string
 }
 
 func (o *Options) resolve() error {
@@ -192,7 +196,7 @@ func Run(ctx context.Context, scenarios []*Scenario, opt Options) ([]*ScenarioRe
 				if opt.Requests > 0 {
 					n = opt.Requests
 				}
-				r, err := w.runSeed(opt.Policies, j.seed, n, &opt.Dyno)
+				r, err := w.runSeedTraced(opt, j.seed, n)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err

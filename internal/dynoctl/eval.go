@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -76,7 +77,7 @@ show --raw'). The trace file is read as a stream: memory does not grow with it.`
 	fl.IntVar(&f.maxLine, "max-line", tracelog.DefaultMaxLine, "longest line accepted, bytes")
 	fl.BoolVar(&f.throughput, "throughput", false, "measure records per second on one core: decoding alone, then decoding and estimating, and print the ratio")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress bar even on a terminal")
-	_ = cmd.MarkFlagRequired("traces")
+	cmd.AddCommand(newEvalCoverageCmd())
 	return cmd
 }
 
@@ -194,6 +195,9 @@ func openTraces(path string) (io.ReadCloser, int64, error) {
 }
 
 func runEval(stdout, stderr io.Writer, f evalFlags) error {
+	if f.traces == "" {
+		return usageError{fmt.Errorf("--traces is required")}
+	}
 	cm, err := loadCostModel(f.dir, f.manifest, f.accuracy, f.deviceProfile, f.cloudProfile, f.device, f.cloud)
 	if err != nil {
 		return err
@@ -323,9 +327,77 @@ func runEvalThroughput(w io.Writer, cm *costmodel.Model, f evalFlags, opt eval.O
 	}
 	decodeRate := float64(n) / dDecode.Seconds()
 	fullRate := float64(n) / dFull.Seconds()
-	fmt.Fprintf(w, "%d records, one core (GOMAXPROCS=1), policies %s, estimators %s, bootstrap %d\n", n, f.policies, f.estimators, max(opt.Bootstrap, 0))
+	fmt.Fprintf(w, "%d records, one core (GOMAXPROCS=1), policies %s, estimators %s, bootstrap %d\n", n, f.policies, f.estimators, f.bootstrap)
 	fmt.Fprintf(w, "decode only:            %10.0f records/s\n", decodeRate)
 	fmt.Fprintf(w, "decode and estimate:    %10.0f records/s\n", fullRate)
 	fmt.Fprintf(w, "ratio (estimate/decode): %9.2f\n", fullRate/decodeRate)
 	return nil
+}
+
+// newEvalCoverageCmd is `dynoctl eval coverage`: the check of the
+// estimators against the simulator's ground truth.
+func newEvalCoverageCmd() *cobra.Command {
+	var (
+		scenario string
+		seeds    int
+		requests int
+		epsilon  float64
+		asJSON   bool
+		policies string
+	)
+	cmd := &cobra.Command{
+		Use:   "coverage --scenario FILE",
+		Short: "Check the estimators' 95% intervals against the simulator's ground truth",
+		Long: `coverage makes SEEDS logs of a scenario with an exploring policy (epsilon-greedy
+at --epsilon), evaluates each candidate policy offline on each log, and counts
+how often the 95% intervals of IPS, SNIPS and DR hold the candidate's true
+value, which the simulator knows: the candidate's expected cost on the logged
+requests. It also prints each estimator's mean squared error. The target is
+coverage of at least 90% and DR's error no worse than IPS's.`,
+		Example: `  dynoctl eval coverage --scenario scenarios/ope/mobilenet-egreedy.json --seeds 100`,
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ss, err := eval.LoadScenarios(scenario)
+			if err != nil {
+				return badInput(err)
+			}
+			w, err := ss[0].Build()
+			if err != nil {
+				return badInput(err)
+			}
+			var cands []string
+			for _, p := range strings.Split(policies, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					cands = append(cands, p)
+				}
+			}
+			res, err := eval.CheckCoverage(w, eval.CoverageOptions{Seeds: seeds, Requests: requests, Candidates: cands,
+				Tuning: eval.Tuning{EGreedy: bandit.EGreedyConfig{Epsilon: epsilon}}})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return costmodel.WriteJSON(out, res)
+			}
+			fmt.Fprintf(out, "%s: %d logs of %d requests by %s (epsilon %.2f); 95%% intervals\n", res.Scenario, res.Seeds, res.Requests, res.Logger, epsilon)
+			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "policy\ttrue value\testimator\tcovered (analytic)\tcovered (bootstrap)\tMSE\t")
+			for _, c := range res.Candidates {
+				for _, e := range []eval.Estimator{eval.IPS, eval.SNIPS, eval.DR} {
+					fmt.Fprintf(tw, "%s\t%.2f\t%s\t%.0f%%\t%.0f%%\t%.3f\t\n", c.Name, c.MeanTruth, e,
+						100*float64(c.Covered[e])/float64(res.Seeds), 100*float64(c.BootCovered[e])/float64(res.Seeds), c.MSE[e])
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&scenario, "scenario", "scenarios/ope/mobilenet-egreedy.json", "scenario file")
+	fl.IntVar(&seeds, "seeds", 100, "independent logs")
+	fl.IntVar(&requests, "requests", 0, "requests per log (0: the scenario's)")
+	fl.Float64Var(&epsilon, "epsilon", 1, "the logger's exploration share (epsilon-greedy)")
+	fl.StringVar(&policies, "policies", "static,device,cloud,dyno", "candidate policies")
+	fl.BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }

@@ -21,6 +21,7 @@ func newSimCmd() *cobra.Command {
 		requests  int
 		parallel  int
 		curves    string
+		traces    string
 	)
 	cmd := &cobra.Command{
 		Use:   "sim --scenario FILE|DIR [--scenario ...]",
@@ -48,7 +49,7 @@ Policies: ` + strings.Join(bandit.Names(), ", ") + `.`,
 					names = append(names, p)
 				}
 			}
-			opt := eval.Options{Policies: names, Seeds: seeds, Requests: requests, Parallel: parallel}
+			opt := eval.Options{Policies: names, Seeds: seeds, Requests: requests, Parallel: parallel, Traces: traces}
 			ss, err := eval.LoadScenarios(scenarios...)
 			if err != nil {
 				return badInput(err)
@@ -91,5 +92,6 @@ Policies: ` + strings.Join(bandit.Names(), ", ") + `.`,
 	f.IntVar(&requests, "requests", 0, "override the scenario's request count")
 	f.IntVar(&parallel, "parallel", 0, "simulations run at once (0: GOMAXPROCS)")
 	f.StringVar(&curves, "curves", "", "write learning curves as CSV (one file per scenario) into this directory")
+	f.StringVar(&traces, "traces", "", "write every simulated request as trace records (docs/traces.md) into this directory, one JSON Lines file per scenario, policy and seed")
 	return cmd
 }
