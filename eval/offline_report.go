@@ -37,7 +37,30 @@ func WriteOfflineTable(w io.Writer, r *OfflineReport) error {
 		d := t.Diagnostics
 		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.3f\t%.1f%%\t\n", t.Name, d.ESS, d.MaxWeight, d.MeanWeight, 100*d.UnsupportedMass)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, t := range r.Targets {
+		for _, warn := range t.Diagnostics.Warnings() {
+			fmt.Fprintf(w, "warning: %s: %s\n", t.Name, warn)
+		}
+	}
+	return nil
+}
+
+// Warnings says in words what the diagnostics put in doubt.
+func (d Diagnostics) Warnings() []string {
+	var out []string
+	if d.UnsupportedMass > 0.01 {
+		out = append(out, fmt.Sprintf("%.0f%% of its choices are arms the logger never tried: only the direct method sees them, through its model", 100*d.UnsupportedMass))
+	}
+	if d.ESS >= 100 && (d.MeanWeight < 0.9 || d.MeanWeight > 1.1) {
+		out = append(out, fmt.Sprintf("importance weights average %.2f, not 1: the logger gave many of its choices (almost) no chance, so IPS and SNIPS are biased and DR leans on its model; log with more exploration", d.MeanWeight))
+	}
+	if d.ESS < 100 {
+		out = append(out, fmt.Sprintf("effective sample size %.0f: the weighted estimates rest on few records, expect wide intervals (and a mean weight of %.2f rather than 1 by chance)", d.ESS, d.MeanWeight))
+	}
+	return out
 }
 
 func interval(lo, hi float64) string {
