@@ -54,7 +54,7 @@ the share of its probability on arms the logger never chose.
 Policies are the names of bandit policies (dyno, static, ans, neurosurgeon,
 egreedy, device, cloud), built fresh from the cost model, or NAME=FILE for a
 stored policy version (the bytes the controller keeps; see 'dynoctl policy
-show --raw'). The trace file is read as a stream: memory does not grow with it.`,
+show KEY --state FILE'). The trace file is read as a stream: memory does not grow with it.`,
 		Example: `  dynoctl eval --traces out/traces/exact-dyno-seed0.jsonl --dir examples/resnet50 --device phone-low --floor 0.745 --policies static,device,cloud,dyno
   dynoctl eval --traces log.jsonl --dir models/mnist --device amd64-2cpu --cloud amd64-2cpu-cloud --policies static --estimators ips,snips --json
   dynoctl eval --traces log.jsonl --dir examples/resnet50 --device phone-low --policies static --report out/eval`,
