@@ -115,3 +115,21 @@ func (s Stages) ThroughputRPS() float64 {
 // CloudGPUMs is the GPU time the request costs the cloud (compute and
 // unpacking; queueing uses none).
 func (s Stages) CloudGPUMs() float64 { return s.CloudMs + s.UnpackMs }
+
+// ValidateMeasured names the first stage time or byte count of measured
+// stages that is not a finite non-negative number (an executor's report,
+// a logged trace). The field names are the JSON ones.
+func (s Stages) ValidateMeasured() error {
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{
+		{"device_ms", s.DeviceMs}, {"pack_ms", s.PackMs}, {"bytes", s.Bytes}, {"network_ms", s.NetworkMs},
+		{"rtt_ms", s.RTTMs}, {"cloud_queue_ms", s.CloudQueueMs}, {"cloud_ms", s.CloudMs}, {"unpack_ms", s.UnpackMs},
+	} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
+			return fmt.Errorf("%s: %g is not a finite non-negative number", f.name, f.v)
+		}
+	}
+	return nil
+}

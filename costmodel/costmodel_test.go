@@ -473,3 +473,23 @@ func TestFullPrecisionEntryGivesCompressionOnly(t *testing.T) {
 		t.Errorf("accuracy %g, want the baseline 0.9", s.Accuracy)
 	}
 }
+
+func TestValidateMeasuredNamesTheField(t *testing.T) {
+	good := costmodel.Stages{DeviceMs: 1, Bytes: 10, NetworkMs: 2}
+	if err := good.ValidateMeasured(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		s    costmodel.Stages
+		want string
+	}{
+		{"negative bytes", costmodel.Stages{Bytes: -1}, "bytes: -1"},
+		{"NaN cloud", costmodel.Stages{CloudMs: math.NaN()}, "cloud_ms: NaN"},
+		{"infinite rtt", costmodel.Stages{RTTMs: math.Inf(1)}, "rtt_ms: +Inf"},
+	} {
+		if err := tc.s.ValidateMeasured(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}

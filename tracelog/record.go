@@ -99,18 +99,8 @@ func (r *Record) Validate() error {
 	if !(r.Propensity > 0 && r.Propensity <= 1) {
 		return bad("propensity", "%g is outside (0, 1]", r.Propensity)
 	}
-	o := r.Observed
-	for _, f := range []struct {
-		name string
-		v    float64
-	}{
-		{"observed.device_ms", o.DeviceMs}, {"observed.pack_ms", o.PackMs}, {"observed.bytes", o.Bytes},
-		{"observed.network_ms", o.NetworkMs}, {"observed.rtt_ms", o.RTTMs}, {"observed.cloud_queue_ms", o.CloudQueueMs},
-		{"observed.cloud_ms", o.CloudMs}, {"observed.unpack_ms", o.UnpackMs},
-	} {
-		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
-			return bad(f.name, "%g is not a finite non-negative number", f.v)
-		}
+	if err := r.Observed.Stages(r.Arm).ValidateMeasured(); err != nil {
+		return fmt.Errorf("%w: observed.%w", ErrInvalid, err)
 	}
 	if math.IsNaN(r.Cost) || math.IsInf(r.Cost, 0) {
 		return bad("cost", "%g is not finite", r.Cost)
