@@ -4,7 +4,7 @@
 #
 #   scripts/influxd.sh build   build .cache/bin/influxd if missing (about 2-4 minutes)
 #   scripts/influxd.sh start   build, then start it on a loopback port with Flux on
-#                              (data in .cache/influxd/, log in .cache/influxd/influxd.log);
+#                              (data in .cache/influxd/PORT/, log in .cache/influxd/PORT/influxd.log);
 #                              prints the URL; no-op when already running
 #   scripts/influxd.sh stop    stop the one started here
 #   scripts/influxd.sh url     print the URL of the running one
@@ -14,8 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 bin=$root/.cache/bin/influxd
-data=$root/.cache/influxd
 port=${DYNO_INFLUXD_PORT:-18086}
+data=$root/.cache/influxd/$port
 url=http://127.0.0.1:$port
 
 build() {
@@ -38,6 +38,12 @@ start() {
     echo "$url"
     return
   fi
+  # Something else on the port (another checkout's influxd, say) would
+  # answer the ping below while ours fails to bind: refuse instead.
+  if curl -sf "$url/ping" >/dev/null 2>&1; then
+    echo "influxd: another server already answers on $url (not the one of $data): stop it, or set DYNO_INFLUXD_PORT to a free port" >&2
+    exit 1
+  fi
   mkdir -p "$data"
   cat >"$data/influxd.conf" <<CONF
 reporting-disabled = true
@@ -58,7 +64,7 @@ CONF
   nohup "$bin" -config "$data/influxd.conf" >"$data/influxd.log" 2>&1 &
   echo $! >"$data/influxd.pid"
   for _ in $(seq 1 100); do
-    if curl -sf "$url/ping" >/dev/null 2>&1; then
+    if running && curl -sf "$url/ping" >/dev/null 2>&1; then
       # The database the controller writes to (bucket "dyno/autogen").
       curl -sf -XPOST "$url/query" --data-urlencode "q=CREATE DATABASE dyno" >/dev/null
       echo "influxd: serving on $url (Flux on; database dyno, bucket dyno/autogen)" >&2
