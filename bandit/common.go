@@ -178,7 +178,7 @@ func (c *common) staticBest(cond costmodel.Conditions, split int) int {
 		if split >= 0 && b.Arm.Split != split {
 			continue
 		}
-		cost := c.obj.Cost(b.Predict(cond))
+		cost := c.obj.PredictCost(b, &cond)
 		if best < 0 || cost < bestCost {
 			best, bestCost = i, cost
 		}

@@ -493,3 +493,28 @@ func TestValidateMeasuredNamesTheField(t *testing.T) {
 		}
 	}
 }
+
+// PredictCost is the static scheduler's shortcut for Cost(Predict): it must
+// give the same bits for every arm, objective and condition.
+func TestPredictCostIsCostOfPredict(t *testing.T) {
+	seed := uint64(20261128)
+	r := rand.New(rand.NewPCG(seed, 9))
+	objectives := []costmodel.Objective{
+		{Kind: costmodel.MinLatency}, {Kind: costmodel.MaxThroughput}, {Kind: costmodel.MinCloudCost, LatencySLOMs: 200},
+		{Kind: costmodel.Weighted, LatencySLOMs: 150, SLOPenalty: 3, Weights: costmodel.Weights{LatencyMs: 1, BottleneckMs: 0.5, CloudGPUMs: 2, KB: 0.01}},
+	}
+	for name, cm := range exampleModels(t) {
+		bases := cm.Bases()
+		for trial := 0; trial < 200; trial++ {
+			c := randomConditions(r)
+			for _, o := range objectives {
+				for i := range bases {
+					want := o.Cost(cm.Predict(i, c))
+					if got := o.PredictCost(&bases[i], &c); math.Float64bits(got) != math.Float64bits(want) {
+						t.Fatalf("seed %d, %s arm %v, %s: PredictCost %v, Cost(Predict) %v", seed, name, cm.Arms()[i], o.Kind, got, want)
+					}
+				}
+			}
+		}
+	}
+}

@@ -142,22 +142,34 @@ func (cm *Model) Predict(i int, c Conditions) Stages {
 
 // Predict applies conditions to the condition-independent part.
 func (b Base) Predict(c Conditions) Stages {
+	dev, pack, transfer, rtt, queue, cloud, unpack := b.terms(&c)
+	return Stages{Arm: b.Arm, DeviceMs: dev, PackMs: pack, Bytes: b.Bytes, NetworkMs: transfer, RTTMs: rtt,
+		CloudQueueMs: queue, CloudMs: cloud, UnpackMs: unpack, Accuracy: b.Accuracy}
+}
+
+// PredictCost is o.Cost(b.Predict(c)), to the last bit, without building
+// the Stages: the static scheduler evaluates it for every arm of every
+// request, and a Stages built and read back field by field cost ten times
+// the arithmetic.
+func (o *Objective) PredictCost(b *Base, c *Conditions) float64 {
+	dev, pack, transfer, rtt, queue, cloud, unpack := b.terms(c)
+	return o.cost(dev+pack, transfer, rtt, queue+unpack+cloud, cloud+unpack, b.Bytes)
+}
+
+// terms are the arm's stage times under c: device compute and packing
+// scale with the device's slowdown, unpacking and compute with the
+// cloud's, and an arm that sends nothing has no network or cloud-side
+// overhead.
+func (b *Base) terms(c *Conditions) (dev, pack, transfer, rtt, queue, cloud, unpack float64) {
 	ds, cs := orOne(c.DeviceSlowdown), orOne(c.CloudSlowdown)
-	s := Stages{
-		Arm:      b.Arm,
-		DeviceMs: b.DeviceMs * ds,
-		Accuracy: b.Accuracy,
-		CloudMs:  b.CloudMs * cs,
-	}
+	dev, cloud = b.DeviceMs*ds, b.CloudMs*cs
 	if b.Sends() {
-		s.PackMs = b.PackMs * ds
-		s.Bytes = b.Bytes
-		s.NetworkMs = TransferMs(b.Bytes, c.BandwidthMbps)
-		s.RTTMs = c.RTTMs
-		s.CloudQueueMs = c.CloudQueueMs
-		s.UnpackMs = b.UnpackMs * cs
+		pack = b.PackMs * ds
+		transfer = TransferMs(b.Bytes, c.BandwidthMbps)
+		rtt, queue = c.RTTMs, c.CloudQueueMs
+		unpack = b.UnpackMs * cs
 	}
-	return s
+	return
 }
 
 // TransferMs is the time to send bytes at mbps Mbit/s.

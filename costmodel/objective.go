@@ -1,6 +1,9 @@
 package costmodel
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // ObjectiveKind names what the scheduler minimises.
 type ObjectiveKind string
@@ -93,19 +96,28 @@ func (o Objective) Validate() error {
 // Cost is the objective's cost of an arm with the given stages, SLO penalty
 // included. Lower is better.
 func (o Objective) Cost(s Stages) float64 {
+	return o.cost(s.Device(), s.NetworkMs, s.RTTMs, s.Cloud(), s.CloudGPUMs(), s.Bytes)
+}
+
+// cost is the objective of the stages D (device), the transfer and the
+// round trip, C (cloud), the cloud GPU time and the bytes sent, summed as
+// the Stages methods sum them.
+func (o *Objective) cost(device, transfer, rtt, cloud, gpu, bytes float64) float64 {
+	latency := device + (transfer + rtt) + cloud
+	bottleneck := math.Max(device, math.Max(transfer, cloud))
 	var c float64
 	switch o.Kind {
 	case MaxThroughput:
-		c = s.BottleneckMs() + tieBreakLatencyWeight*s.LatencyMs()
+		c = bottleneck + tieBreakLatencyWeight*latency
 	case MinLatency:
-		c = s.LatencyMs()
+		c = latency
 	case MinCloudCost:
-		c = s.CloudGPUMs() + tieBreakLatencyWeight*s.LatencyMs()
+		c = gpu + tieBreakLatencyWeight*latency
 	case Weighted:
-		w := o.Weights
-		c = w.LatencyMs*s.LatencyMs() + w.BottleneckMs*s.BottleneckMs() + w.CloudGPUMs*s.CloudGPUMs() + w.KB*s.Bytes/1000
+		w := &o.Weights
+		c = w.LatencyMs*latency + w.BottleneckMs*bottleneck + w.CloudGPUMs*gpu + w.KB*bytes/1000
 	}
-	return c + o.penalty(s.LatencyMs())
+	return c + o.penalty(latency)
 }
 
 func (o Objective) penalty(latencyMs float64) float64 {

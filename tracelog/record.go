@@ -43,8 +43,8 @@ type Record struct {
 	// Propensity is the probability the chosen arm had, in (0, 1].
 	Propensity float64 `json:"propensity"`
 	// Probs is the full distribution over arms, when the logger knew it.
-	Probs    []float64 `json:"probs,omitempty"`
-	Observed Observed  `json:"observed"`
+	Probs    Probs    `json:"probs,omitempty"`
+	Observed Observed `json:"observed"`
 	// Accuracy is the accuracy signal (1 correct, 0 wrong, or agreement),
 	// nil when the request had none.
 	Accuracy *float64 `json:"accuracy,omitempty"`
