@@ -23,8 +23,11 @@ import (
 // null leaves a field at its zero value, and a later duplicate wins. A test
 // checks it against encoding/json on every record it reads and on fuzzed
 // input.
-func decode(line []byte, r *Record) error {
-	d := lexer{b: line}
+func decode(line []byte, r *Record, prev *repeats) error {
+	if prev == nil {
+		prev = &repeats{}
+	}
+	d := lexer{b: line, prev: prev}
 	if err := d.object(recordFields, func(k int, key []byte) error { return r.decodeField(&d, k, key) }); err != nil {
 		return err
 	}
@@ -76,15 +79,15 @@ func (r *Record) decodeField(d *lexer, k int, key []byte) error {
 	case fID:
 		err = d.str(&r.ID)
 	case fKey:
-		err = d.str(&r.Key)
+		err = d.strRepeat(&r.Key, &d.prev.key)
 	case fExecutor:
-		err = d.str(&r.Executor)
+		err = d.strRepeat(&r.Executor, &d.prev.executor)
 	case fSeq:
 		err = d.integer(func(s string) (err error) { r.Seq, err = strconv.ParseUint(s, 10, 64); return })
 	case fTime:
 		err = d.time(r)
 	case fPolicy:
-		err = d.str(&r.Policy)
+		err = d.strRepeat(&r.Policy, &d.prev.policy)
 	case fPolicyVersion:
 		err = d.integer(func(s string) (err error) { r.PolicyVersion, err = strconv.ParseUint(s, 10, 64); return })
 	case fConditions:
@@ -194,9 +197,15 @@ const maxDepth = 10000
 
 // lexer walks one JSON document.
 type lexer struct {
-	b []byte
-	i int
+	b    []byte
+	i    int
+	prev *repeats
 }
+
+// repeats are the strings of the previous record that the next one likely
+// repeats (a log holds few keys, executors and policies): a repeat is
+// compared, not allocated again.
+type repeats struct{ key, executor, policy string }
 
 func (d *lexer) errorf(format string, args ...any) error {
 	return fmt.Errorf("at byte %d: %s", d.i+1, fmt.Sprintf(format, args...))
@@ -365,6 +374,24 @@ func (d *lexer) stringSpan() (int, bool, error) {
 	return 0, false, d.errorf("string ends early")
 }
 
+// strRepeat is str for a field whose value is likely *prev; it leaves the
+// value in *prev.
+func (d *lexer) strRepeat(dst, prev *string) error {
+	if d.peek() == '"' {
+		start := d.i
+		if _, plain, err := d.stringSpan(); err == nil && plain && string(d.b[start+1:d.i-1]) == *prev {
+			*dst = *prev
+			return nil
+		}
+		d.i = start
+	}
+	if err := d.str(dst); err != nil {
+		return err
+	}
+	*prev = *dst
+	return nil
+}
+
 // str decodes a string (null leaves dst as it is).
 func (d *lexer) str(dst *string) error {
 	if null, err := d.null(); null || err != nil {
@@ -492,32 +519,40 @@ func (d *lexer) probs(dst *Probs) error {
 	b := d.b
 	var last []byte // the text of the last nonzero number
 	var lastV float64
+	i := skipSpace(b, d.i)
 	for {
-		d.space()
-		i := d.i
+		// The element.
 		switch {
-		case i+1 < len(b) && b[i] == '0' && (b[i+1] == ',' || b[i+1] == ']'):
+		case i+1 < len(b) && b[i] == '0' && !isNumberByte(b[i+1]):
 			out = append(out, 0)
-			d.i++
+			i++
 		case len(last) > 0 && i+len(last) < len(b) && string(b[i:i+len(last)]) == string(last) && !isNumberByte(b[i+len(last)]):
 			out = append(out, lastV)
-			d.i += len(last)
+			i += len(last)
 		default:
 			v, n, err := parseNumber(b[i:])
 			if err != nil {
+				d.i = i
 				return fmt.Errorf("[%d]: %w", len(out), d.errorf("%v", err))
 			}
-			d.i += n
 			out = append(out, v)
 			last, lastV = b[i:i+n], v
+			i += n
 		}
-		switch d.peek() {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
+		// The separator.
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+			continue
+		}
+		i = skipSpace(b, i)
+		switch {
+		case i < len(b) && b[i] == ',':
+			i = skipSpace(b, i+1)
+		case i < len(b) && b[i] == ']':
+			d.i = i + 1
 			return nil
 		default:
+			d.i = i
 			return d.errorf("want ',' or ']' in an array, got %s", d.what())
 		}
 	}

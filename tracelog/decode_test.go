@@ -20,6 +20,8 @@ var decodeLines = []string{
 	`{"SCHEMA":1,"Id":"x","Conditions":{"Bandwidth_Mbps":2.5e-3,"RTT_MS":1E+2},"ARM":{"Split":3,"BITS":4},"arm_index":0,"propensity":1}`,
 	`{"schema":1,"id":"x","extra":{"a":[1,2,{"b":null}],"c":"d\n"},"more":[true,false,null,-0.5e-7],"propensity":1,"arm_index":0}`,
 	`{"schema":1,"id":"x","accuracy":null,"probs":null,"eligible":null,"conditions":null,"explore":null,"time":null,"propensity":1,"arm_index":0}`,
+	`{"schema":1,"id":"x","key":"k2","executor":"e2","policy":"static","propensity":1,"arm_index":0}`,
+	`{"schema":1,"id":"x","key":"resnet50/phone-low/min-latency","executor":"e2","policy":"dyno","propensity":1,"arm_index":0}`,
 	`{"schema":1,"id":"first","id":"second","probs":[0.5,0.5],"probs":[1],"conditions":{"rtt_ms":3},"conditions":{"bandwidth_mbps":4},"propensity":1,"arm_index":0}`,
 	`{"schema":1,"id":"x","probs":[0,0.1,0.1,0.1,0.10,0.1e0,1e-1,0.7e-0,0,0],"propensity":0.1,"arm_index":1,"cost":-0}`,
 	`{"schema":1,"id":"x","cost":123456789012345678901234567890,"propensity":0.12345678901234567890123,"arm_index":0,"observed":{"bytes":1.7976931348623157e308,"device_ms":4.9e-324}}`,
@@ -63,10 +65,10 @@ var malformedLines = []string{
 // sameDecode checks decode against encoding/json on one line: whatever one
 // accepts as a valid record the other accepts with the same fields, and
 // anything one refuses the other does not turn into a valid record.
-func sameDecode(t *testing.T, line []byte) {
+func sameDecode(t *testing.T, line []byte, prev *repeats) {
 	t.Helper()
 	var ours, std Record
-	errOurs := decode(line, &ours)
+	errOurs := decode(line, &ours, prev)
 	errStd := json.Unmarshal(line, &std)
 	if errOurs == nil && ours.Validate() == nil || errStd == nil && std.Validate() == nil {
 		if errOurs != nil || errStd != nil {
@@ -92,16 +94,17 @@ func sameDecode(t *testing.T, line []byte) {
 }
 
 func TestDecodeMatchesEncodingJSON(t *testing.T) {
-	for _, line := range decodeLines {
+	prev := &repeats{} // shared, as a Reader shares it across lines
+	for _, line := range append(decodeLines, decodeLines...) {
 		var r Record
-		if err := decode([]byte(line), &r); err != nil {
+		if err := decode([]byte(line), &r, nil); err != nil {
 			t.Errorf("%s: %v", line, err)
 		}
-		sameDecode(t, []byte(line))
+		sameDecode(t, []byte(line), prev)
 	}
 	for _, line := range malformedLines {
 		var r Record
-		if err := decode([]byte(line), &r); err == nil {
+		if err := decode([]byte(line), &r, nil); err == nil {
 			t.Errorf("%s: accepted", line)
 		}
 		if err := json.Unmarshal([]byte(line), &r); err == nil {
@@ -149,7 +152,7 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 		`{"id":"abc`:                            "string ends early",
 	} {
 		var r Record
-		if err := decode([]byte(line), &r); err == nil || !strings.Contains(err.Error(), want) {
+		if err := decode([]byte(line), &r, nil); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", line, err, want)
 		}
 	}
@@ -190,9 +193,68 @@ func FuzzDecode(f *testing.F) {
 		// sign matches k); this decoder folds ASCII only.
 		if bytes.ContainsFunc(line, func(r rune) bool { return r >= 0x80 }) || bytes.Contains(line, []byte(`\u`)) {
 			var r Record
-			_ = decode(line, &r)
+			_ = decode(line, &r, nil)
 			return
 		}
-		sameDecode(t, line)
+		sameDecode(t, line, nil)
+	})
+}
+
+// The 128-bit path converts 17 to 19 digit numbers to the float64 strconv
+// gives, and leaves very few to strconv.
+func TestWideNumbersAreExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	undecided := 0
+	const n = 300000
+	for i := 0; i < n; i++ {
+		nd := 16 + rng.IntN(4)
+		mant := rng.Uint64N(uint64(math.Pow10(nd)))
+		exp := rng.IntN(2*wideExp+1) - wideExp
+		text := strconv.FormatUint(mant, 10) + "e" + strconv.Itoa(exp)
+		if i%7 == 0 {
+			// Halfway cases: an odd multiple of half a unit above 2^53.
+			mant = 1<<53 + uint64(rng.IntN(1000))*2 + 1
+			text, exp = strconv.FormatUint(mant, 10), 0
+		}
+		want, err := strconv.ParseFloat(text, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		num, _, err := scanNumber([]byte(text))
+		if err != nil || num.nd > 19 {
+			t.Fatalf("%s: %+v %v", text, num, err)
+		}
+		got, ok := wide(num)
+		if !ok {
+			undecided++
+			continue
+		}
+		if math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("%s: wide gives %v (%x), strconv %v (%x)", text, got, math.Float64bits(got), want, math.Float64bits(want))
+		}
+	}
+	// Left over are the ties the rounded-down powers cannot place.
+	if undecided > n/200 {
+		t.Errorf("%d of %d numbers left to strconv", undecided, n)
+	}
+	t.Logf("%d of %d left to strconv", undecided, n)
+}
+
+func FuzzNumber(f *testing.F) {
+	for _, s := range []string{"0", "-0.0", "1e22", "72933365139440145e-1", "9007199254740993", "0.01369863", "1.7976931348623157e308", "4.9e-324", "123456789012345678901234"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, n, err := parseNumber([]byte(s))
+		if err != nil {
+			return
+		}
+		want, serr := strconv.ParseFloat(s[:n], 64)
+		if serr != nil {
+			t.Fatalf("%q: parsed %v, strconv refuses: %v", s[:n], got, serr)
+		}
+		if math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("%q: got %v, strconv %v", s[:n], got, want)
+		}
 	})
 }

@@ -75,6 +75,7 @@ type Reader struct {
 	r       *bufio.Reader
 	opt     ReadOptions
 	rec     Record
+	repeats repeats
 	line    int64
 	read    int64
 	skipped int64
@@ -105,7 +106,7 @@ func (r *Reader) Next() bool {
 			continue
 		}
 		r.rec = Record{Probs: r.rec.Probs[:0], Eligible: r.rec.Eligible[:0]}
-		if err := decode(line, &r.rec); err != nil {
+		if err := decode(line, &r.rec, &r.repeats); err != nil {
 			if r.fail(err) {
 				continue
 			}

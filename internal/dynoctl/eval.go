@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,6 +32,7 @@ type evalFlags struct {
 	seed       uint64
 	tau        float64
 	throughput bool
+	rounds     int
 	maxLine    int
 	noProgress bool
 }
@@ -76,6 +78,7 @@ show KEY --state FILE'). The trace file is read as a stream: memory does not gro
 	fl.Float64Var(&f.tau, "tau", eval.DefaultSwitchTau, "switch-DR's importance-weight threshold")
 	fl.IntVar(&f.maxLine, "max-line", tracelog.DefaultMaxLine, "longest line accepted, bytes")
 	fl.BoolVar(&f.throughput, "throughput", false, "measure records per second on one core: decoding alone, then decoding and estimating, and print the ratio")
+	fl.IntVar(&f.rounds, "rounds", 5, "with --throughput: rounds of the two passes, alternated; the medians are compared")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress bar even on a terminal")
 	cmd.AddCommand(newEvalCoverageCmd())
 	return cmd
@@ -274,7 +277,10 @@ func runEval(stdout, stderr io.Writer, f evalFlags) error {
 // ratio of the two.
 func runEvalThroughput(w io.Writer, cm *costmodel.Model, f evalFlags, opt eval.OfflineOptions) error {
 	if f.traces == "-" {
-		return usageError{fmt.Errorf("--throughput reads the file twice: give a file, not standard input")}
+		return usageError{fmt.Errorf("--throughput reads the file several times: give a file, not standard input")}
+	}
+	if f.rounds < 1 {
+		return usageError{fmt.Errorf("--rounds %d: want at least 1", f.rounds)}
 	}
 	prev := runtime.GOMAXPROCS(1)
 	defer runtime.GOMAXPROCS(prev)
@@ -313,25 +319,44 @@ func runEvalThroughput(w io.Writer, cm *costmodel.Model, f evalFlags, opt eval.O
 		}
 		return rd.Read(), time.Since(start), nil
 	}
-	// Warm the file cache, then measure.
+	// Warm the file cache, then alternate the two passes so that both see
+	// the same spells of a noisy machine, and compare medians.
 	if _, _, err := pass(false); err != nil {
 		return err
 	}
-	n, dDecode, err := pass(false)
-	if err != nil {
-		return err
+	var n int64
+	decode, full := make([]float64, f.rounds), make([]float64, f.rounds)
+	for r := range f.rounds {
+		nd, dDecode, err := pass(false)
+		if err != nil {
+			return err
+		}
+		nf, dFull, err := pass(true)
+		if err != nil {
+			return err
+		}
+		n = nd
+		decode[r], full[r] = float64(nd)/dDecode.Seconds(), float64(nf)/dFull.Seconds()
 	}
-	_, dFull, err := pass(true)
-	if err != nil {
-		return err
+	med := func(v []float64) float64 {
+		s := slices.Clone(v)
+		slices.Sort(s)
+		return s[len(s)/2]
 	}
-	decodeRate := float64(n) / dDecode.Seconds()
-	fullRate := float64(n) / dFull.Seconds()
-	fmt.Fprintf(w, "%d records, one core (GOMAXPROCS=1), policies %s, estimators %s, bootstrap %d\n", n, f.policies, f.estimators, f.bootstrap)
-	fmt.Fprintf(w, "decode only:            %10.0f records/s\n", decodeRate)
-	fmt.Fprintf(w, "decode and estimate:    %10.0f records/s\n", fullRate)
-	fmt.Fprintf(w, "ratio (estimate/decode): %9.2f\n", fullRate/decodeRate)
+	fmt.Fprintf(w, "%d records, one core (GOMAXPROCS=1), policies %s, estimators %s, bootstrap %d, median of %d rounds\n",
+		n, f.policies, f.estimators, f.bootstrap, f.rounds)
+	fmt.Fprintf(w, "decode only:             %10.0f records/s   (rounds: %s)\n", med(decode), rates(decode))
+	fmt.Fprintf(w, "decode and estimate:     %10.0f records/s   (rounds: %s)\n", med(full), rates(full))
+	fmt.Fprintf(w, "ratio (estimate/decode): %10.2f\n", med(full)/med(decode))
 	return nil
+}
+
+func rates(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf("%.0f", x)
+	}
+	return strings.Join(parts, " ")
 }
 
 // newEvalCoverageCmd is `dynoctl eval coverage`: the check of the

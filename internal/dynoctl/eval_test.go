@@ -98,6 +98,20 @@ func TestEvalCommand(t *testing.T) {
 			}
 		}
 	})
+	t.Run("throughput", func(t *testing.T) {
+		code, out, errs := runCtl3(append([]string{"eval", "--throughput", "--rounds", "2", "--traces", log, "--policies", "static", "--estimators", "ips,snips", "--bootstrap", "0"}, model...)...)
+		if code != dynoctl.ExitOK {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		for _, want := range []string{"600 records, one core", "median of 2 rounds", "decode only:", "decode and estimate:", "ratio (estimate/decode):"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		if code, _, errs := runCtl3(append([]string{"eval", "--throughput", "--rounds", "0", "--traces", log}, model...)...); code != dynoctl.ExitUsage || !strings.Contains(errs, "--rounds") {
+			t.Errorf("--rounds 0: exit %d, %q", code, errs)
+		}
+	})
 	t.Run("bad line stops with its number, skip-bad goes on", func(t *testing.T) {
 		raw, _ := os.ReadFile(log)
 		lines := strings.SplitAfter(string(raw), "\n")
