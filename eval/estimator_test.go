@@ -184,3 +184,27 @@ func TestEvaluateRejectsBadSamples(t *testing.T) {
 		t.Fatal("unknown estimator accepted")
 	}
 }
+
+// The bootstrap weights are Poisson(1): mean and variance 1, P(0) = 1/e.
+func TestBootstrapWeightsArePoisson(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	w := make([]float64, 201) // not a multiple of four
+	var n, sum, sum2, zeros float64
+	for i := 0; i < 5000; i++ {
+		eval.BootstrapWeights(rng, w)
+		for _, k := range w {
+			n++
+			sum += k
+			sum2 += k * k
+			if k == 0 {
+				zeros++
+			}
+		}
+	}
+	mean := sum / n
+	variance := sum2/n - mean*mean
+	// About a million draws: the standard error of each is near 0.001.
+	if math.Abs(mean-1) > 0.005 || math.Abs(variance-1) > 0.01 || math.Abs(zeros/n-math.Exp(-1)) > 0.003 {
+		t.Fatalf("mean %.4f, variance %.4f, P(0) %.4f; want 1, 1, %.4f", mean, variance, zeros/n, math.Exp(-1))
+	}
+}
