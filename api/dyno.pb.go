@@ -1,11 +1,14 @@
 // The contract between dyno's controller, its executors and its operators.
 //
-// Two services share one listener: Executor (register, report, watch
+// The controller serves two services on one listener: Executor (register, report, watch
 // policies), called with an executor token, and Admin (status, keys, policy,
 // pin, unpin, reset, objective, traces, executors, backup), called with an
 // admin token. Every call carries "authorization: Bearer TOKEN" metadata.
 // The standard gRPC health (grpc.health.v1.Health) and reflection services
 // are served beside them and need no token.
+//
+// A cloud executor serves Cloud, called by device executors with a cloud
+// token ("authorization: Bearer TOKEN" as well).
 //
 // Units: times in milliseconds (double), sizes in bytes, instants in Unix
 // nanoseconds (int64), bandwidth in Mbit/s.
@@ -2720,6 +2723,147 @@ func (x *BackupChunk) GetTotalBytes() int64 {
 	return 0
 }
 
+type InferRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Model string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// Blocks 1..split ran on the device; 0 sends the model's input.
+	Split uint32 `protobuf:"varint,2,opt,name=split,proto3" json:"split,omitempty"`
+	// The tensor at the split as executor/packing encodes it.
+	Payload []byte `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	// Identifies the request in logs.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InferRequest) Reset() {
+	*x = InferRequest{}
+	mi := &file_dyno_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InferRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InferRequest) ProtoMessage() {}
+
+func (x *InferRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InferRequest.ProtoReflect.Descriptor instead.
+func (*InferRequest) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *InferRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *InferRequest) GetSplit() uint32 {
+	if x != nil {
+		return x.Split
+	}
+	return 0
+}
+
+func (x *InferRequest) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *InferRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+type InferResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The model's output (the last block's, flattened).
+	Output []float32 `protobuf:"fixed32,1,rep,packed,name=output,proto3" json:"output,omitempty"`
+	// Waiting for a free session, unpacking the payload, running the blocks.
+	QueueMs       float64 `protobuf:"fixed64,2,opt,name=queue_ms,json=queueMs,proto3" json:"queue_ms,omitempty"`
+	UnpackMs      float64 `protobuf:"fixed64,3,opt,name=unpack_ms,json=unpackMs,proto3" json:"unpack_ms,omitempty"`
+	ComputeMs     float64 `protobuf:"fixed64,4,opt,name=compute_ms,json=computeMs,proto3" json:"compute_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InferResponse) Reset() {
+	*x = InferResponse{}
+	mi := &file_dyno_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InferResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InferResponse) ProtoMessage() {}
+
+func (x *InferResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InferResponse.ProtoReflect.Descriptor instead.
+func (*InferResponse) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *InferResponse) GetOutput() []float32 {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+func (x *InferResponse) GetQueueMs() float64 {
+	if x != nil {
+		return x.QueueMs
+	}
+	return 0
+}
+
+func (x *InferResponse) GetUnpackMs() float64 {
+	if x != nil {
+		return x.UnpackMs
+	}
+	return 0
+}
+
+func (x *InferResponse) GetComputeMs() float64 {
+	if x != nil {
+		return x.ComputeMs
+	}
+	return 0
+}
+
 var File_dyno_proto protoreflect.FileDescriptor
 
 const file_dyno_proto_rawDesc = "" +
@@ -2976,7 +3120,19 @@ const file_dyno_proto_rawDesc = "" +
 	"\vBackupChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1f\n" +
 	"\vtotal_bytes\x18\x02 \x01(\x03R\n" +
-	"totalBytes2\xc7\x01\n" +
+	"totalBytes\"s\n" +
+	"\fInferRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
+	"\x05split\x18\x02 \x01(\rR\x05split\x12\x18\n" +
+	"\apayload\x18\x03 \x01(\fR\apayload\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"~\n" +
+	"\rInferResponse\x12\x16\n" +
+	"\x06output\x18\x01 \x03(\x02R\x06output\x12\x19\n" +
+	"\bqueue_ms\x18\x02 \x01(\x01R\aqueueMs\x12\x1b\n" +
+	"\tunpack_ms\x18\x03 \x01(\x01R\bunpackMs\x12\x1d\n" +
+	"\n" +
+	"compute_ms\x18\x04 \x01(\x01R\tcomputeMs2\xc7\x01\n" +
 	"\bExecutor\x12?\n" +
 	"\bRegister\x12\x18.dyno.v1.RegisterRequest\x1a\x19.dyno.v1.RegisterResponse\x126\n" +
 	"\x06Report\x12\x14.dyno.v1.ReportBatch\x1a\x12.dyno.v1.ReportAck(\x010\x01\x12B\n" +
@@ -2991,7 +3147,9 @@ const file_dyno_proto_rawDesc = "" +
 	"\fSetObjective\x12\x1c.dyno.v1.SetObjectiveRequest\x1a\x14.dyno.v1.AdminChange\x12C\n" +
 	"\fExportTraces\x12\x1c.dyno.v1.ExportTracesRequest\x1a\x13.dyno.v1.TraceBatch0\x01\x12N\n" +
 	"\rListExecutors\x12\x1d.dyno.v1.ListExecutorsRequest\x1a\x1e.dyno.v1.ListExecutorsResponse\x128\n" +
-	"\x06Backup\x12\x16.dyno.v1.BackupRequest\x1a\x14.dyno.v1.BackupChunk0\x01B\x1cZ\x1agithub.com/dynoml/dyno/apib\x06proto3"
+	"\x06Backup\x12\x16.dyno.v1.BackupRequest\x1a\x14.dyno.v1.BackupChunk0\x012?\n" +
+	"\x05Cloud\x126\n" +
+	"\x05Infer\x12\x15.dyno.v1.InferRequest\x1a\x16.dyno.v1.InferResponseB\x1cZ\x1agithub.com/dynoml/dyno/apib\x06proto3"
 
 var (
 	file_dyno_proto_rawDescOnce sync.Once
@@ -3005,7 +3163,7 @@ func file_dyno_proto_rawDescGZIP() []byte {
 	return file_dyno_proto_rawDescData
 }
 
-var file_dyno_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_dyno_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_dyno_proto_goTypes = []any{
 	(*Arm)(nil),                   // 0: dyno.v1.Arm
 	(*Conditions)(nil),            // 1: dyno.v1.Conditions
@@ -3041,15 +3199,17 @@ var file_dyno_proto_goTypes = []any{
 	(*ListExecutorsResponse)(nil), // 31: dyno.v1.ListExecutorsResponse
 	(*BackupRequest)(nil),         // 32: dyno.v1.BackupRequest
 	(*BackupChunk)(nil),           // 33: dyno.v1.BackupChunk
-	nil,                           // 34: dyno.v1.RegisterRequest.LabelsEntry
-	nil,                           // 35: dyno.v1.ExecutorInfo.LabelsEntry
+	(*InferRequest)(nil),          // 34: dyno.v1.InferRequest
+	(*InferResponse)(nil),         // 35: dyno.v1.InferResponse
+	nil,                           // 36: dyno.v1.RegisterRequest.LabelsEntry
+	nil,                           // 37: dyno.v1.ExecutorInfo.LabelsEntry
 }
 var file_dyno_proto_depIdxs = []int32{
 	3,  // 0: dyno.v1.Objective.weights:type_name -> dyno.v1.Weights
 	0,  // 1: dyno.v1.Pin.arm:type_name -> dyno.v1.Arm
 	4,  // 2: dyno.v1.Policy.objective:type_name -> dyno.v1.Objective
 	5,  // 3: dyno.v1.Policy.pin:type_name -> dyno.v1.Pin
-	34, // 4: dyno.v1.RegisterRequest.labels:type_name -> dyno.v1.RegisterRequest.LabelsEntry
+	36, // 4: dyno.v1.RegisterRequest.labels:type_name -> dyno.v1.RegisterRequest.LabelsEntry
 	6,  // 5: dyno.v1.RegisterResponse.policy:type_name -> dyno.v1.Policy
 	8,  // 6: dyno.v1.RegisterResponse.limits:type_name -> dyno.v1.Limits
 	0,  // 7: dyno.v1.RegisterResponse.arms:type_name -> dyno.v1.Arm
@@ -3065,7 +3225,7 @@ var file_dyno_proto_depIdxs = []int32{
 	4,  // 17: dyno.v1.SetObjectiveRequest.objective:type_name -> dyno.v1.Objective
 	10, // 18: dyno.v1.Trace.report:type_name -> dyno.v1.Report
 	27, // 19: dyno.v1.TraceBatch.traces:type_name -> dyno.v1.Trace
-	35, // 20: dyno.v1.ExecutorInfo.labels:type_name -> dyno.v1.ExecutorInfo.LabelsEntry
+	37, // 20: dyno.v1.ExecutorInfo.labels:type_name -> dyno.v1.ExecutorInfo.LabelsEntry
 	30, // 21: dyno.v1.ListExecutorsResponse.executors:type_name -> dyno.v1.ExecutorInfo
 	7,  // 22: dyno.v1.Executor.Register:input_type -> dyno.v1.RegisterRequest
 	11, // 23: dyno.v1.Executor.Report:input_type -> dyno.v1.ReportBatch
@@ -3080,21 +3240,23 @@ var file_dyno_proto_depIdxs = []int32{
 	26, // 32: dyno.v1.Admin.ExportTraces:input_type -> dyno.v1.ExportTracesRequest
 	29, // 33: dyno.v1.Admin.ListExecutors:input_type -> dyno.v1.ListExecutorsRequest
 	32, // 34: dyno.v1.Admin.Backup:input_type -> dyno.v1.BackupRequest
-	9,  // 35: dyno.v1.Executor.Register:output_type -> dyno.v1.RegisterResponse
-	12, // 36: dyno.v1.Executor.Report:output_type -> dyno.v1.ReportAck
-	14, // 37: dyno.v1.Executor.WatchPolicies:output_type -> dyno.v1.PolicyUpdate
-	16, // 38: dyno.v1.Admin.Status:output_type -> dyno.v1.StatusResponse
-	19, // 39: dyno.v1.Admin.ListKeys:output_type -> dyno.v1.ListKeysResponse
-	6,  // 40: dyno.v1.Admin.GetPolicy:output_type -> dyno.v1.Policy
-	25, // 41: dyno.v1.Admin.Pin:output_type -> dyno.v1.AdminChange
-	25, // 42: dyno.v1.Admin.Unpin:output_type -> dyno.v1.AdminChange
-	25, // 43: dyno.v1.Admin.Reset:output_type -> dyno.v1.AdminChange
-	25, // 44: dyno.v1.Admin.SetObjective:output_type -> dyno.v1.AdminChange
-	28, // 45: dyno.v1.Admin.ExportTraces:output_type -> dyno.v1.TraceBatch
-	31, // 46: dyno.v1.Admin.ListExecutors:output_type -> dyno.v1.ListExecutorsResponse
-	33, // 47: dyno.v1.Admin.Backup:output_type -> dyno.v1.BackupChunk
-	35, // [35:48] is the sub-list for method output_type
-	22, // [22:35] is the sub-list for method input_type
+	34, // 35: dyno.v1.Cloud.Infer:input_type -> dyno.v1.InferRequest
+	9,  // 36: dyno.v1.Executor.Register:output_type -> dyno.v1.RegisterResponse
+	12, // 37: dyno.v1.Executor.Report:output_type -> dyno.v1.ReportAck
+	14, // 38: dyno.v1.Executor.WatchPolicies:output_type -> dyno.v1.PolicyUpdate
+	16, // 39: dyno.v1.Admin.Status:output_type -> dyno.v1.StatusResponse
+	19, // 40: dyno.v1.Admin.ListKeys:output_type -> dyno.v1.ListKeysResponse
+	6,  // 41: dyno.v1.Admin.GetPolicy:output_type -> dyno.v1.Policy
+	25, // 42: dyno.v1.Admin.Pin:output_type -> dyno.v1.AdminChange
+	25, // 43: dyno.v1.Admin.Unpin:output_type -> dyno.v1.AdminChange
+	25, // 44: dyno.v1.Admin.Reset:output_type -> dyno.v1.AdminChange
+	25, // 45: dyno.v1.Admin.SetObjective:output_type -> dyno.v1.AdminChange
+	28, // 46: dyno.v1.Admin.ExportTraces:output_type -> dyno.v1.TraceBatch
+	31, // 47: dyno.v1.Admin.ListExecutors:output_type -> dyno.v1.ListExecutorsResponse
+	33, // 48: dyno.v1.Admin.Backup:output_type -> dyno.v1.BackupChunk
+	35, // 49: dyno.v1.Cloud.Infer:output_type -> dyno.v1.InferResponse
+	36, // [36:50] is the sub-list for method output_type
+	22, // [22:36] is the sub-list for method input_type
 	22, // [22:22] is the sub-list for extension type_name
 	22, // [22:22] is the sub-list for extension extendee
 	0,  // [0:22] is the sub-list for field type_name
@@ -3112,9 +3274,9 @@ func file_dyno_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dyno_proto_rawDesc), len(file_dyno_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_dyno_proto_goTypes,
 		DependencyIndexes: file_dyno_proto_depIdxs,

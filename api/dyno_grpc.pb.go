@@ -1,11 +1,14 @@
 // The contract between dyno's controller, its executors and its operators.
 //
-// Two services share one listener: Executor (register, report, watch
+// The controller serves two services on one listener: Executor (register, report, watch
 // policies), called with an executor token, and Admin (status, keys, policy,
 // pin, unpin, reset, objective, traces, executors, backup), called with an
 // admin token. Every call carries "authorization: Bearer TOKEN" metadata.
 // The standard gRPC health (grpc.health.v1.Health) and reflection services
 // are served beside them and need no token.
+//
+// A cloud executor serves Cloud, called by device executors with a cloud
+// token ("authorization: Bearer TOKEN" as well).
 //
 // Units: times in milliseconds (double), sizes in bytes, instants in Unix
 // nanoseconds (int64), bandwidth in Mbit/s.
@@ -701,5 +704,121 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
+	Metadata: "dyno.proto",
+}
+
+const (
+	Cloud_Infer_FullMethodName = "/dyno.v1.Cloud/Infer"
+)
+
+// CloudClient is the client API for Cloud service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Cloud is the cloud executor's service: a device executor that ran blocks
+// 1..split sends the tensor at the split, packed (executor/packing), and
+// gets the model's output back with the cloud's stage times.
+type CloudClient interface {
+	// Infer runs blocks split+1..K. A payload that does not decode, or whose
+	// shape is not the split's, is InvalidArgument naming what is wrong; an
+	// unknown model is NotFound.
+	Infer(ctx context.Context, in *InferRequest, opts ...grpc.CallOption) (*InferResponse, error)
+}
+
+type cloudClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewCloudClient(cc grpc.ClientConnInterface) CloudClient {
+	return &cloudClient{cc}
+}
+
+func (c *cloudClient) Infer(ctx context.Context, in *InferRequest, opts ...grpc.CallOption) (*InferResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InferResponse)
+	err := c.cc.Invoke(ctx, Cloud_Infer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CloudServer is the server API for Cloud service.
+// All implementations must embed UnimplementedCloudServer
+// for forward compatibility.
+//
+// Cloud is the cloud executor's service: a device executor that ran blocks
+// 1..split sends the tensor at the split, packed (executor/packing), and
+// gets the model's output back with the cloud's stage times.
+type CloudServer interface {
+	// Infer runs blocks split+1..K. A payload that does not decode, or whose
+	// shape is not the split's, is InvalidArgument naming what is wrong; an
+	// unknown model is NotFound.
+	Infer(context.Context, *InferRequest) (*InferResponse, error)
+	mustEmbedUnimplementedCloudServer()
+}
+
+// UnimplementedCloudServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedCloudServer struct{}
+
+func (UnimplementedCloudServer) Infer(context.Context, *InferRequest) (*InferResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Infer not implemented")
+}
+func (UnimplementedCloudServer) mustEmbedUnimplementedCloudServer() {}
+func (UnimplementedCloudServer) testEmbeddedByValue()               {}
+
+// UnsafeCloudServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to CloudServer will
+// result in compilation errors.
+type UnsafeCloudServer interface {
+	mustEmbedUnimplementedCloudServer()
+}
+
+func RegisterCloudServer(s grpc.ServiceRegistrar, srv CloudServer) {
+	// If the following call panics, it indicates UnimplementedCloudServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Cloud_ServiceDesc, srv)
+}
+
+func _Cloud_Infer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InferRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CloudServer).Infer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cloud_Infer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CloudServer).Infer(ctx, req.(*InferRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Cloud_ServiceDesc is the grpc.ServiceDesc for Cloud service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Cloud_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "dyno.v1.Cloud",
+	HandlerType: (*CloudServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Infer",
+			Handler:    _Cloud_Infer_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
 	Metadata: "dyno.proto",
 }

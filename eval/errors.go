@@ -1,6 +1,10 @@
 package eval
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/dynoml/dyno/internal/bwtrace"
+)
 
 // Sentinel errors. Each is wrapped with the file and field; test with
 // errors.Is.
@@ -8,7 +12,7 @@ var (
 	// ErrInvalidScenario is wrapped by every scenario validation failure.
 	ErrInvalidScenario = errors.New("eval: invalid scenario")
 	// ErrInvalidTrace is wrapped by every bandwidth trace failure.
-	ErrInvalidTrace = errors.New("eval: invalid trace")
+	ErrInvalidTrace = bwtrace.ErrInvalid
 	// ErrInvalidOptions is wrapped by bad simulation options.
 	ErrInvalidOptions = errors.New("eval: invalid options")
 )

@@ -1,0 +1,126 @@
+// Package cloud is the cloud executor: it holds ONNX Runtime sessions for
+// every block of its models and serves api.Cloud, running the blocks after
+// a device's split on the tensor the device packed.
+package cloud
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/dynoml/dyno/api"
+	"github.com/dynoml/dyno/executor/ort"
+	"github.com/dynoml/dyno/executor/packing"
+)
+
+// Server serves api.Cloud. It is safe for concurrent use: at most Workers
+// requests run at once, the rest wait (their wait is the queue time they
+// are told).
+type Server struct {
+	api.UnimplementedCloudServer
+	models map[string]*ort.Chain
+	slots  chan struct{}
+}
+
+// NewServer serves the given models (chains keyed by manifest name) with
+// workers concurrent runs (at least one).
+func NewServer(chains []*ort.Chain, workers int) (*Server, error) {
+	if len(chains) == 0 {
+		return nil, fmt.Errorf("cloud: no models to serve")
+	}
+	s := &Server{models: map[string]*ort.Chain{}, slots: make(chan struct{}, max(workers, 1))}
+	for _, c := range chains {
+		name := c.Manifest.Name
+		if _, dup := s.models[name]; dup {
+			return nil, fmt.Errorf("cloud: model %s given twice", name)
+		}
+		s.models[name] = c
+	}
+	return s, nil
+}
+
+// Models lists the models served, sorted.
+func (s *Server) Models() []string {
+	var out []string
+	for name := range s.models {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Infer implements api.CloudServer.
+func (s *Server) Infer(ctx context.Context, req *api.InferRequest) (*api.InferResponse, error) {
+	c, ok := s.models[req.GetModel()]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "model %q: this executor serves %s", req.GetModel(), strings.Join(s.Models(), ", "))
+	}
+	k := c.K()
+	split := int(req.GetSplit())
+	if split >= k {
+		return nil, status.Errorf(codes.InvalidArgument, "split %d: model %s has %d blocks, and split %d runs all of them on the device", split, c.Manifest.Name, k, k)
+	}
+	want := c.Manifest.Input
+	if split > 0 {
+		want = c.Manifest.Blocks[split-1].Output
+	}
+
+	start := time.Now()
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	defer func() { <-s.slots }()
+	queued := time.Now()
+
+	x, h, err := packing.Decode(nil, req.GetPayload(), packing.DecodeOptions{MaxElements: want.Elements})
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "payload of split %d: %v", split, err)
+	}
+	if !slices.Equal(h.Shape(), want.Shape) {
+		return nil, status.Errorf(codes.InvalidArgument, "payload of split %d has shape %v; tensor %s of model %s is %v", split, h.Shape(), want.Name, c.Manifest.Name, want.Shape)
+	}
+	unpacked := time.Now()
+	out, err := c.Run(split, k, x)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "model %s, blocks %d..%d: %v", c.Manifest.Name, split+1, k, err)
+	}
+	done := time.Now()
+	return &api.InferResponse{
+		Output:    out,
+		QueueMs:   ms(queued.Sub(start)),
+		UnpackMs:  ms(unpacked.Sub(queued)),
+		ComputeMs: ms(done.Sub(unpacked)),
+	}, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// RequireToken refuses calls that do not carry "authorization: Bearer
+// token" (compared in constant time). Health and reflection calls pass.
+func RequireToken(token string) grpc.UnaryServerInterceptor {
+	want := []byte("Bearer " + token)
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if strings.HasPrefix(info.FullMethod, "/grpc.") {
+			return handler(ctx, req)
+		}
+		md, _ := metadata.FromIncomingContext(ctx)
+		got := md.Get("authorization")
+		if len(got) != 1 {
+			return nil, status.Error(codes.Unauthenticated, "no bearer token: send \"authorization: Bearer TOKEN\"")
+		}
+		if subtle.ConstantTimeCompare([]byte(got[0]), want) != 1 {
+			return nil, status.Error(codes.Unauthenticated, "bearer token not accepted")
+		}
+		return handler(ctx, req)
+	}
+}

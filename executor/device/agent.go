@@ -1,0 +1,356 @@
+// Package device is the device executor: for every request it measures its
+// context, lets the policy the controller published choose an arm (locally:
+// no round trip), runs blocks 1..s with ONNX Runtime, packs the tensor at
+// the split, sends it to the cloud executor over the link, and reports what
+// each stage took back to the controller. A watcher keeps the policy
+// fresh; if the controller is unreachable the executor keeps deciding with
+// the policy it holds and buffers its reports until it is back.
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dynoml/dyno/api"
+	"github.com/dynoml/dyno/bandit"
+	"github.com/dynoml/dyno/costmodel"
+	"github.com/dynoml/dyno/executor/link"
+	"github.com/dynoml/dyno/executor/ort"
+	"github.com/dynoml/dyno/executor/packing"
+)
+
+// Input is one request: the model's input and, when known, the label its
+// output should have (negative: unknown, no accuracy signal).
+type Input struct {
+	X     []float32
+	Label int
+}
+
+// Inputs supplies requests; Next returns false when there are no more.
+type Inputs interface {
+	Next() (Input, bool)
+}
+
+// Config configures an executor.
+type Config struct {
+	// ExecutorID is unique and stable across restarts.
+	ExecutorID string
+	// DeviceClass and Objective (a name the controller knows; empty is
+	// "default") complete the key with the model's name.
+	DeviceClass string
+	Objective   string
+	// CostModel is the model's cost model for this device class, as the
+	// controller builds it: the policy the controller publishes is
+	// restored against it, and its arms must be the controller's.
+	CostModel *costmodel.Model
+	// Chain holds the device's sessions for the model's blocks.
+	Chain *ort.Chain
+	// Controller and Cloud are the clients of the controller and of a
+	// cloud executor.
+	Controller api.ExecutorClient
+	Cloud      api.CloudClient
+	// Link is the emulated device-to-cloud link and Estimator what the
+	// executor measures of it.
+	Link      *link.Emulated
+	Estimator *link.Estimator
+	// Slowdown emulates a slower device: every device stage is stretched
+	// to Slowdown times what it took here (1 or 0: as measured).
+	Slowdown float64
+	// Compress packs with zstd.
+	Compress bool
+	// Seed seeds the policy's exploration.
+	Seed uint64
+	// MaxBuffered bounds the reports held while the controller is away;
+	// zero means 100,000. Beyond it new reports are dropped and counted.
+	MaxBuffered int
+	// Logger receives the executor's logs; nil discards them.
+	Logger *slog.Logger
+	// Version is the software version sent at registration.
+	Version string
+}
+
+// Agent is a running device executor.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	key    string
+	arms   []costmodel.Arm
+	policy atomic.Pointer[held]
+	rep    *reporter
+	seq    uint64
+	dec    bandit.Decision
+
+	queueMs float64 // the cloud's last reported queueing
+}
+
+// held is a policy version restored for deciding.
+type held struct {
+	version uint64
+	kind    string
+	mu      sync.Mutex // Choose draws from the policy's random stream
+	p       bandit.Policy
+}
+
+// New registers with the controller and restores the key's policy.
+func New(ctx context.Context, cfg Config) (*Agent, error) {
+	if cfg.CostModel == nil || cfg.Chain == nil || cfg.Controller == nil || cfg.Cloud == nil || cfg.Link == nil || cfg.Estimator == nil {
+		return nil, errors.New("device: config needs a cost model, a chain, controller and cloud clients, a link and an estimator")
+	}
+	if cfg.ExecutorID == "" || cfg.DeviceClass == "" {
+		return nil, errors.New("device: config needs an executor id and a device class")
+	}
+	if cfg.Chain.Manifest.Name != cfg.CostModel.Manifest.Name || cfg.Chain.K() != cfg.CostModel.Manifest.K() {
+		return nil, fmt.Errorf("device: the sessions are of model %s (%d blocks), the cost model of %s (%d blocks)",
+			cfg.Chain.Manifest.Name, cfg.Chain.K(), cfg.CostModel.Manifest.Name, cfg.CostModel.Manifest.K())
+	}
+	if cfg.Slowdown == 0 {
+		cfg.Slowdown = 1
+	}
+	if !(cfg.Slowdown >= 1) {
+		return nil, fmt.Errorf("device: slowdown %g: want at least 1", cfg.Slowdown)
+	}
+	if cfg.MaxBuffered <= 0 {
+		cfg.MaxBuffered = 100000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger, arms: cfg.CostModel.Arms()}
+	resp, err := cfg.Controller.Register(ctx, &api.RegisterRequest{
+		ExecutorId: cfg.ExecutorID, Model: cfg.CostModel.Manifest.Name, DeviceClass: cfg.DeviceClass,
+		ObjectiveName: cfg.Objective, Version: cfg.Version,
+		Labels: map[string]string{"emulated": fmt.Sprintf("slowdown %g, link %s", cfg.Slowdown, cfg.Link.Trace.Name)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("device: register: %w", err)
+	}
+	if err := a.checkArms(resp.GetArms()); err != nil {
+		return nil, err
+	}
+	a.key = resp.GetKey()
+	a.seq = resp.GetAckedThroughSeq()
+	if err := a.adopt(resp.GetPolicy()); err != nil {
+		return nil, fmt.Errorf("device: the registered policy: %w", err)
+	}
+	a.rep = newReporter(cfg.Controller, cfg.ExecutorID, resp.GetLimits(), cfg.MaxBuffered, a.log)
+	return a, nil
+}
+
+// checkArms makes sure the controller's arms are this cost model's.
+func (a *Agent) checkArms(arms []*api.Arm) error {
+	if len(arms) != len(a.arms) {
+		return fmt.Errorf("device: the controller's model has %d arms, this executor's %d: are both built from the same model folder?", len(arms), len(a.arms))
+	}
+	for i, x := range arms {
+		if int(x.GetSplit()) != a.arms[i].Split || int(x.GetBits()) != a.arms[i].Bits {
+			return fmt.Errorf("device: arm %d is s%d/b%d at the controller, %v here", i, x.GetSplit(), x.GetBits(), a.arms[i])
+		}
+	}
+	return nil
+}
+
+// adopt restores a published policy and makes it the one that decides.
+func (a *Agent) adopt(p *api.Policy) error {
+	if p == nil {
+		return errors.New("no policy")
+	}
+	state, err := p.DecodedBanditState()
+	if err != nil {
+		return err
+	}
+	pol, err := bandit.Restore(a.cfg.CostModel, state)
+	if err != nil {
+		return fmt.Errorf("version %d: %w", p.GetVersion(), err)
+	}
+	pol.Reseed(a.cfg.Seed ^ p.GetVersion())
+	a.policy.Store(&held{version: p.GetVersion(), kind: p.GetBanditKind(), p: pol})
+	return nil
+}
+
+// Key is the learning key the controller assigned.
+func (a *Agent) Key() string { return a.key }
+
+// PolicyVersion is the version of the policy deciding now.
+func (a *Agent) PolicyVersion() uint64 { return a.policy.Load().version }
+
+// Result is one request as the executor ran it.
+type Result struct {
+	Arm      costmodel.Arm
+	Stages   costmodel.Stages
+	Correct  bool
+	HasLabel bool
+	Version  uint64
+}
+
+// Run starts the policy watcher and the reporter, serves requests until
+// inputs run out, n requests are done (n <= 0: no bound) or ctx ends, then
+// flushes the reports (waiting up to flush for the controller's acks). It
+// calls each (when not nil) with every request's result.
+func (a *Agent) Run(ctx context.Context, inputs Inputs, n int, flush time.Duration, each func(Result)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.watch(ctx) }()
+	go func() { defer wg.Done(); a.rep.run(ctx) }()
+	var runErr error
+	for i := 0; n <= 0 || i < n; i++ {
+		in, ok := inputs.Next()
+		if !ok {
+			break
+		}
+		res, err := a.serve(ctx, in)
+		if err != nil {
+			if ctx.Err() == nil {
+				runErr = err
+			}
+			break
+		}
+		if each != nil {
+			each(res)
+		}
+	}
+	flushErr := a.rep.flush(ctx, flush)
+	cancel()
+	wg.Wait()
+	return errors.Join(runErr, flushErr)
+}
+
+// Dropped is the number of reports dropped because the buffer was full.
+func (a *Agent) Dropped() int64 { return a.rep.dropped.Load() }
+
+// conditions is what the executor knows before a request.
+func (a *Agent) conditions() costmodel.Conditions {
+	bw, rtt := a.cfg.Estimator.Estimate()
+	return costmodel.Conditions{BandwidthMbps: bw, RTTMs: rtt, CloudQueueMs: a.queueMs}
+}
+
+// serve runs one request end to end and queues its report.
+func (a *Agent) serve(ctx context.Context, in Input) (Result, error) {
+	start := time.Now()
+	cond := a.conditions()
+	h := a.policy.Load()
+	h.mu.Lock()
+	err := h.p.Choose(cond, &a.dec)
+	h.mu.Unlock()
+	if err != nil {
+		return Result{}, fmt.Errorf("device: policy v%d: %w", h.version, err)
+	}
+	arm, k := a.dec.Arm, a.cfg.Chain.K()
+	st := costmodel.Stages{Arm: arm}
+
+	t := time.Now()
+	act, err := a.cfg.Chain.Run(0, arm.Split, in.X)
+	if err != nil {
+		return Result{}, fmt.Errorf("device: blocks 1..%d: %w", arm.Split, err)
+	}
+	if err := a.stretch(ctx, t, &st.DeviceMs); err != nil {
+		return Result{}, err
+	}
+	out := act
+	if arm.Split < k {
+		t = time.Now()
+		shape := a.cfg.Chain.Manifest.Input.Shape
+		if arm.Split > 0 {
+			shape = a.cfg.Chain.Manifest.Blocks[arm.Split-1].Output.Shape
+		}
+		opt := packing.Options{Bits: arm.Bits}
+		if a.cfg.Compress {
+			opt.Compression = packing.CompressionZstd
+		}
+		payload, err := packing.Encode(nil, act, shape, opt)
+		if err != nil {
+			return Result{}, fmt.Errorf("device: pack split %d at %d bits: %w", arm.Split, arm.Bits, err)
+		}
+		if err := a.stretch(ctx, t, &st.PackMs); err != nil {
+			return Result{}, err
+		}
+		st.Bytes = float64(len(payload))
+		tr, err := a.cfg.Link.Send(ctx, len(payload))
+		if err != nil {
+			return Result{}, fmt.Errorf("device: link: %w", err)
+		}
+		t = time.Now()
+		resp, err := a.cfg.Cloud.Infer(ctx, &api.InferRequest{Model: a.cfg.Chain.Manifest.Name, Split: uint32(arm.Split), Payload: payload,
+			RequestId: fmt.Sprintf("%s-%d", a.cfg.ExecutorID, a.seq+1)})
+		if err != nil {
+			return Result{}, fmt.Errorf("device: cloud: %w", err)
+		}
+		call := msSince(t)
+		st.NetworkMs = tr.TransferMs
+		st.CloudQueueMs, st.UnpackMs, st.CloudMs = resp.GetQueueMs(), resp.GetUnpackMs(), resp.GetComputeMs()
+		// The round trip is the emulated one plus what the call took beyond
+		// the cloud's own work.
+		st.RTTMs = tr.RTTMs + max(0, call-st.CloudQueueMs-st.UnpackMs-st.CloudMs)
+		a.cfg.Estimator.Observe(len(payload), st.NetworkMs, st.RTTMs)
+		a.queueMs = st.CloudQueueMs
+		out = resp.GetOutput()
+	}
+	res := Result{Arm: arm, Stages: st, Version: h.version, HasLabel: in.Label >= 0}
+	var acc *float64
+	if res.HasLabel {
+		v := 0.0
+		if argmax(out) == in.Label {
+			v, res.Correct = 1, true
+		}
+		acc = &v
+	}
+	a.seq++
+	a.rep.add(&api.Report{
+		Seq: a.seq, Key: a.key, Arm: &api.Arm{Split: uint32(arm.Split), Bits: uint32(arm.Bits)},
+		Propensity: a.dec.Prob, Explore: a.dec.Prob < 1 && !isGreedy(a.dec), PolicyVersion: h.version,
+		Conditions: &api.Conditions{BandwidthMbps: cond.BandwidthMbps, RttMs: cond.RTTMs, CloudQueueMs: cond.CloudQueueMs},
+		Stages: &api.Stages{DeviceMs: st.DeviceMs, PackMs: st.PackMs, NetworkMs: st.NetworkMs, RttMs: st.RTTMs,
+			CloudQueueMs: st.CloudQueueMs, CloudMs: st.CloudMs, UnpackMs: st.UnpackMs, LatencyMs: st.LatencyMs()},
+		Bytes: st.Bytes, Accuracy: acc, StartUnixNano: start.UnixNano(),
+		RequestId: fmt.Sprintf("%s-%d", a.cfg.ExecutorID, a.seq), PolicyKind: h.kind, Probs: slices.Clone(a.dec.Probs),
+	})
+	res.Stages = st
+	return res, nil
+}
+
+// isGreedy reports whether the decision took the most probable arm.
+func isGreedy(d bandit.Decision) bool {
+	for _, p := range d.Probs {
+		if p > d.Prob {
+			return false
+		}
+	}
+	return true
+}
+
+// stretch records the device stage that began at t, first waiting so that
+// it lasts Slowdown times what it took.
+func (a *Agent) stretch(ctx context.Context, t time.Time, dst *float64) error {
+	took := time.Since(t)
+	if a.cfg.Slowdown > 1 {
+		extra := time.Duration(float64(took) * (a.cfg.Slowdown - 1))
+		timer := time.NewTimer(extra)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		}
+	}
+	*dst = msSince(t)
+	return nil
+}
+
+func msSince(t time.Time) float64 { return float64(time.Since(t)) / float64(time.Millisecond) }
+
+func argmax(v []float32) int {
+	best := -1
+	for i, x := range v {
+		if best < 0 || x > v[best] {
+			best = i
+		}
+	}
+	return best
+}

@@ -1,0 +1,227 @@
+package e2e_test
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/dynoml/dyno/api"
+	"github.com/dynoml/dyno/controller"
+	"github.com/dynoml/dyno/costmodel"
+	"github.com/dynoml/dyno/executor/cloud"
+	"github.com/dynoml/dyno/executor/device"
+	"github.com/dynoml/dyno/executor/link"
+	"github.com/dynoml/dyno/executor/ort"
+	"github.com/dynoml/dyno/executor/ort/orttest"
+	"github.com/dynoml/dyno/internal/bwtrace"
+	"github.com/dynoml/dyno/model"
+	"github.com/dynoml/dyno/model/mnist"
+)
+
+const (
+	executorSecret = "executor-secret-0123456789abcdef"
+	adminSecret    = "admin-secret-0123456789abcdef01"
+	cloudSecret    = "cloud-secret-0123456789abcdef012"
+)
+
+// images serves MNIST test images in order, with their labels.
+type images struct {
+	set *mnist.Set
+	i   int
+}
+
+func (s *images) Next() (device.Input, bool) {
+	if s.i >= s.set.Count() {
+		return device.Input{}, false
+	}
+	in := device.Input{X: s.set.Image(s.i), Label: int(s.set.Labels[s.i])}
+	s.i++
+	return in, true
+}
+
+func loadCostModel(t *testing.T, dir, deviceClass, cloudClass string) *costmodel.Model {
+	t.Helper()
+	m, err := model.LoadManifest(filepath.Join(dir, "model.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := costmodel.LoadAccuracyTable(filepath.Join(dir, "accuracy.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := costmodel.LoadProfile(filepath.Join(dir, "profiles", deviceClass+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := costmodel.LoadProfile(filepath.Join(dir, "profiles", cloudClass+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := costmodel.New(m, dev, cl, acc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cm
+}
+
+// TestWholeLoop runs two emulated devices against a controller and a cloud
+// executor: every request is served, every report reaches the controller's
+// trace log, the devices pick up policies the controller published from
+// their reports, and a bad cloud call is refused with a clear error.
+func TestWholeLoop(t *testing.T) {
+	root := orttest.Root(t)
+	dir := orttest.Model(t, "mnist")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	ctl, err := controller.New(controller.Config{
+		Listen: "127.0.0.1:0", Insecure: true, StorePath: filepath.Join(t.TempDir(), "dyno.db"),
+		Tokens: []controller.Token{controller.NewToken("ops", adminSecret, controller.ScopeAdmin),
+			controller.NewToken("fleet", executorSecret, controller.ScopeExecutor)},
+		ModelDirs: []string{dir}, CloudClass: "amd64-2cpu-cloud", PublishEvery: 25, PublishInterval: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Stop(context.Background())
+
+	chain, err := ort.OpenChain(dir, ort.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chain.Close()
+	srv, err := cloud.NewServer([]*ort.Chain{chain}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(grpc.UnaryInterceptor(cloud.RequireToken(cloudSecret)))
+	api.RegisterCloudServer(gs, srv)
+	go gs.Serve(lis)
+	defer gs.Stop()
+
+	ctlConn, err := api.Dial(ctl.Addr(), api.DialOptions{Token: executorSecret, Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctlConn.Close()
+	cloudConn, err := api.Dial(lis.Addr().String(), api.DialOptions{Token: cloudSecret, Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cloudConn.Close()
+
+	// The cloud refuses what it cannot run, saying why.
+	cc := api.NewCloudClient(cloudConn)
+	if _, err := cc.Infer(ctx, &api.InferRequest{Model: "mnist", Split: 1, Payload: []byte("not a tensor")}); err == nil {
+		t.Error("garbage payload accepted")
+	}
+	if _, err := cc.Infer(ctx, &api.InferRequest{Model: "resnet50"}); err == nil {
+		t.Error("unknown model accepted")
+	}
+	wrongConn, _ := api.Dial(lis.Addr().String(), api.DialOptions{Token: "wrong-token-0123456789", Insecure: true})
+	defer wrongConn.Close()
+	if _, err := api.NewCloudClient(wrongConn).Infer(ctx, &api.InferRequest{Model: "mnist"}); err == nil {
+		t.Error("wrong token accepted")
+	}
+
+	trace, err := bwtrace.LoadTrace(filepath.Join(root, "..", "shared", "traces", "norway-3g", "tram.jernbanetorget-ljabru-report.2010-12-09_1222CET.log"))
+	if err != nil {
+		t.Fatalf("the real 3G traces are in ../shared/traces: %v", err)
+	}
+	test, err := mnist.LoadTest(mustDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := loadCostModel(t, dir, "amd64-2cpu", "amd64-2cpu-cloud")
+
+	const requests = 150
+	var wg sync.WaitGroup
+	agents := make([]*device.Agent, 2)
+	results := make([][]device.Result, 2)
+	errs := make([]error, 2)
+	for d := range agents {
+		l, err := link.New(trace, 5, float64(100*d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		est, _ := link.NewEstimator(1, 5, 0.2)
+		a, err := device.New(ctx, device.Config{
+			ExecutorID: []string{"phone-a", "phone-b"}[d], DeviceClass: "amd64-2cpu", CostModel: cm, Chain: chain,
+			Controller: api.NewExecutorClient(ctlConn), Cloud: cc, Link: l, Estimator: est, Slowdown: float64(1 + 3*d),
+			Compress: true, Seed: uint64(d),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		agents[d] = a
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in := &images{set: test.Head(requests)}
+			errs[d] = a.Run(ctx, in, requests, 10*time.Second, func(r device.Result) { results[d] = append(results[d], r) })
+		}()
+	}
+	wg.Wait()
+	for d, a := range agents {
+		if errs[d] != nil {
+			t.Fatalf("device %d: %v", d, errs[d])
+		}
+		if len(results[d]) != requests || a.Dropped() != 0 {
+			t.Fatalf("device %d: %d results, %d reports dropped", d, len(results[d]), a.Dropped())
+		}
+		correct, offloaded, versions := 0, 0, map[uint64]bool{}
+		for _, r := range results[d] {
+			if r.Correct {
+				correct++
+			}
+			if r.Arm.Split < cm.Manifest.K() {
+				offloaded++
+				if r.Stages.Bytes <= 0 || r.Stages.NetworkMs <= 0 || r.Stages.CloudMs <= 0 {
+					t.Errorf("device %d: an offloaded request without link or cloud times: %+v", d, r.Stages)
+				}
+			}
+			versions[r.Version] = true
+		}
+		t.Logf("device %d (slowdown %d): %d/%d correct, %d offloaded, %d policy versions used, key %s", d, 1+3*d, correct, requests, offloaded, len(versions), a.Key())
+		if correct < requests*9/10 {
+			t.Errorf("device %d: %d of %d correct: the split pipeline mangles the tensors", d, correct, requests)
+		}
+		if len(versions) < 2 {
+			t.Errorf("device %d decided with one policy version only: the watcher never delivered a learned one", d)
+		}
+	}
+	// Every report is in the controller's log.
+	admin, err := api.Dial(ctl.Addr(), api.DialOptions{Token: adminSecret, Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	st, err := api.NewAdminClient(admin).Status(ctx, &api.StatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetTraces() != 2*requests {
+		t.Errorf("controller holds %d traces, want %d", st.GetTraces(), 2*requests)
+	}
+}
+
+func mustDir(t *testing.T) string {
+	t.Helper()
+	d, err := mnist.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
