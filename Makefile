@@ -54,7 +54,7 @@ bench: deps ## Run the benchmarks and print the summary tables
 	@./scripts/bench.sh
 
 .PHONY: demo
-demo: deps ## Run the most complete part of dyno that exists (see README)
+demo: deps models influxd ## Run the whole loop on one machine (controller, cloud executor, emulated devices), then the simulator and offline evaluation (see README)
 	@./scripts/demo.sh
 
 .PHONY: clean

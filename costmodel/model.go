@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 
 	"github.com/dynoml/dyno/model"
 )
@@ -175,4 +176,27 @@ func (b *Base) terms(c *Conditions) (dev, pack, transfer, rtt, queue, cloud, unp
 // TransferMs is the time to send bytes at mbps Mbit/s.
 func TransferMs(bytes, mbps float64) float64 {
 	return bytes * 8 / (mbps * 1e3)
+}
+
+// LoadDir builds the cost model of a model folder as make models and
+// examples/ lay it out: model.json, accuracy.json and
+// profiles/<class>.json for the device class and the cloud class.
+func LoadDir(dir, deviceClass, cloudClass string) (*Model, error) {
+	m, err := model.LoadManifest(filepath.Join(dir, "model.json"))
+	if err != nil {
+		return nil, err
+	}
+	acc, err := LoadAccuracyTable(filepath.Join(dir, "accuracy.json"))
+	if err != nil {
+		return nil, err
+	}
+	dev, err := LoadProfile(filepath.Join(dir, "profiles", deviceClass+".json"))
+	if err != nil {
+		return nil, err
+	}
+	cl, err := LoadProfile(filepath.Join(dir, "profiles", cloudClass+".json"))
+	if err != nil {
+		return nil, err
+	}
+	return New(m, dev, cl, acc)
 }

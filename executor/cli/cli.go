@@ -43,12 +43,15 @@ func NewRoot() *cobra.Command {
 		Use:   "dyno-executor",
 		Short: "Run, profile and calibrate split CNN blocks on a device or cloud machine",
 		Long: `dyno-executor runs the blocks of a split CNN through ONNX Runtime on the
-device or the cloud side. profile and calibrate measure a model on this
-machine for DynO's cost model.`,
+device or the cloud side. cloud serves the blocks after a device's split;
+device decides each request's split and precision with the policy the
+controller publishes, runs the blocks before it, sends the tensor and
+reports. profile and calibrate measure a model on this machine for DynO's
+cost model.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(profile.NewProfileCmd(), profile.NewCalibrateCmd())
+	root.AddCommand(newCloudCmd(), newDeviceCmd(), profile.NewProfileCmd(), profile.NewCalibrateCmd())
 	return root
 }

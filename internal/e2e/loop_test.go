@@ -19,7 +19,6 @@ import (
 	"github.com/dynoml/dyno/executor/ort"
 	"github.com/dynoml/dyno/executor/ort/orttest"
 	"github.com/dynoml/dyno/internal/bwtrace"
-	"github.com/dynoml/dyno/model"
 	"github.com/dynoml/dyno/model/mnist"
 )
 
@@ -42,31 +41,6 @@ func (s *images) Next() (device.Input, bool) {
 	in := device.Input{X: s.set.Image(s.i), Label: int(s.set.Labels[s.i])}
 	s.i++
 	return in, true
-}
-
-func loadCostModel(t *testing.T, dir, deviceClass, cloudClass string) *costmodel.Model {
-	t.Helper()
-	m, err := model.LoadManifest(filepath.Join(dir, "model.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	acc, err := costmodel.LoadAccuracyTable(filepath.Join(dir, "accuracy.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev, err := costmodel.LoadProfile(filepath.Join(dir, "profiles", deviceClass+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := costmodel.LoadProfile(filepath.Join(dir, "profiles", cloudClass+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm, err := costmodel.New(m, dev, cl, acc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cm
 }
 
 // TestWholeLoop runs two emulated devices against a controller and a cloud
@@ -144,7 +118,10 @@ func TestWholeLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cm := loadCostModel(t, dir, "amd64-2cpu", "amd64-2cpu-cloud")
+	cm, err := costmodel.LoadDir(dir, "amd64-2cpu", "amd64-2cpu-cloud")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	const requests = 150
 	var wg sync.WaitGroup

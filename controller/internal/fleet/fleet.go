@@ -15,35 +15,17 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/dynoml/dyno/api"
 	"github.com/dynoml/dyno/costmodel"
-	"github.com/dynoml/dyno/model"
 )
 
 // LoadModel builds the cost model of a model folder (model.json,
 // accuracy.json, profiles/) for a device class and cloud class.
 func LoadModel(dir, device, cloud string) (*costmodel.Model, error) {
-	m, err := model.LoadManifest(filepath.Join(dir, "model.json"))
-	if err != nil {
-		return nil, err
-	}
-	acc, err := costmodel.LoadAccuracyTable(filepath.Join(dir, "accuracy.json"))
-	if err != nil {
-		return nil, err
-	}
-	dev, err := costmodel.LoadProfile(filepath.Join(dir, "profiles", device+".json"))
-	if err != nil {
-		return nil, err
-	}
-	cl, err := costmodel.LoadProfile(filepath.Join(dir, "profiles", cloud+".json"))
-	if err != nil {
-		return nil, err
-	}
-	return costmodel.New(m, dev, cl, acc)
+	return costmodel.LoadDir(dir, device, cloud)
 }
 
 // Generator draws reports: a uniformly random arm (propensity 1/arms), a
