@@ -19,8 +19,6 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/dynoml/dyno/api"
 	"github.com/dynoml/dyno/costmodel"
@@ -134,7 +132,7 @@ one machine or a trusted network only).`,
 			if err != nil {
 				return err
 			}
-			opts := []grpc.ServerOption{grpc.UnaryInterceptor(cloud.RequireToken(token)), grpc.MaxRecvMsgSize(256 << 20)}
+			var opts []grpc.ServerOption
 			if !insecure {
 				cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 				if err != nil {
@@ -142,9 +140,7 @@ one machine or a trusted network only).`,
 				}
 				opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
 			}
-			gs := grpc.NewServer(opts...)
-			api.RegisterCloudServer(gs, srv)
-			healthpb.RegisterHealthServer(gs, health.NewServer())
+			gs := cloud.NewGRPCServer(srv, token, opts...)
 			lis, err := net.Listen("tcp", listen)
 			if err != nil {
 				return err

@@ -13,6 +13,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -123,4 +125,15 @@ func RequireToken(token string) grpc.UnaryServerInterceptor {
 		}
 		return handler(ctx, req)
 	}
+}
+
+// NewGRPCServer is a gRPC server with srv registered, calls checked for
+// token, and the standard health service; opts add to it (TLS
+// credentials, message limits).
+func NewGRPCServer(srv *Server, token string, opts ...grpc.ServerOption) *grpc.Server {
+	opts = append([]grpc.ServerOption{grpc.UnaryInterceptor(RequireToken(token)), grpc.MaxRecvMsgSize(256 << 20)}, opts...)
+	gs := grpc.NewServer(opts...)
+	api.RegisterCloudServer(gs, srv)
+	healthpb.RegisterHealthServer(gs, health.NewServer())
+	return gs
 }

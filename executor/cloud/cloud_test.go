@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -37,8 +36,7 @@ func serve(t *testing.T, token string) (api.CloudClient, *ort.Chain) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(grpc.UnaryInterceptor(cloud.RequireToken(secret)))
-	api.RegisterCloudServer(gs, srv)
+	gs := cloud.NewGRPCServer(srv, secret)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
 	conn, err := api.Dial(lis.Addr().String(), api.DialOptions{Token: token, Insecure: true})

@@ -330,13 +330,8 @@ func isGreedy(d bandit.Decision) bool {
 func (a *Agent) stretch(ctx context.Context, t time.Time, dst *float64) error {
 	took := time.Since(t)
 	if a.cfg.Slowdown > 1 {
-		extra := time.Duration(float64(took) * (a.cfg.Slowdown - 1))
-		timer := time.NewTimer(extra)
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return ctx.Err()
+		if err := link.SleepContext(ctx, time.Duration(float64(took)*(a.cfg.Slowdown-1))); err != nil {
+			return err
 		}
 	}
 	*dst = msSince(t)

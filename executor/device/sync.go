@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/dynoml/dyno/api"
+	"github.com/dynoml/dyno/executor/link"
 )
 
 // retry is the pause before reconnecting a stream the controller dropped.
@@ -29,7 +30,7 @@ func (a *Agent) watch(ctx context.Context) {
 			return
 		}
 		a.log.Warn("policy watch interrupted; deciding with the policy held", "version", a.PolicyVersion(), "err", err)
-		if sleep(ctx, retry) != nil {
+		if link.SleepContext(ctx, retry) != nil {
 			return
 		}
 	}
@@ -58,17 +59,6 @@ func (a *Agent) watchOnce(ctx context.Context) error {
 		if err := stream.Send(req); err != nil {
 			return err
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
@@ -126,7 +116,7 @@ func (r *reporter) run(ctx context.Context) {
 			return
 		}
 		r.log.Warn("report stream interrupted; buffering", "pending", r.pendingCount(), "err", err)
-		if sleep(ctx, retry) != nil {
+		if link.SleepContext(ctx, retry) != nil {
 			return
 		}
 	}
@@ -222,7 +212,7 @@ func (r *reporter) flush(ctx context.Context, d time.Duration) error {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("device: %d reports not acknowledged by the controller before the executor stopped", n)
 		}
-		if sleep(ctx, 20*time.Millisecond) != nil {
+		if link.SleepContext(ctx, 20*time.Millisecond) != nil {
 			continue
 		}
 	}

@@ -63,7 +63,7 @@ func (l *Emulated) Send(ctx context.Context, bytes int) (Transfer, error) {
 	tr := Transfer{TransferMs: (end - now) * 1000, RTTMs: l.RTTMs}
 	sleep := l.Sleep
 	if sleep == nil {
-		sleep = sleepCtx
+		sleep = SleepContext
 	}
 	if err := sleep(ctx, time.Duration((tr.TransferMs+tr.RTTMs)*float64(time.Millisecond))); err != nil {
 		return Transfer{}, err
@@ -71,7 +71,8 @@ func (l *Emulated) Send(ctx context.Context, bytes int) (Transfer, error) {
 	return tr, nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// SleepContext waits d, or until ctx ends (its error then).
+func SleepContext(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

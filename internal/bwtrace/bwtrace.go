@@ -105,14 +105,7 @@ func (t *Trace) At(sec float64) float64 {
 	if x < 0 {
 		x += t.period
 	}
-	x += t.times[0]
-	i := sort.SearchFloat64s(t.times, x)
-	if i == len(t.times) || t.times[i] > x {
-		i--
-	}
-	if i < 0 {
-		i = 0
-	}
+	i, _ := t.sample(x)
 	return t.mbps[i]
 }
 

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"github.com/dynoml/dyno/api"
 	"github.com/dynoml/dyno/controller"
 	"github.com/dynoml/dyno/costmodel"
@@ -73,8 +71,7 @@ func startCloud(t *testing.T, chain *ort.Chain) api.CloudClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(grpc.UnaryInterceptor(cloud.RequireToken(cloudSecret)))
-	api.RegisterCloudServer(gs, srv)
+	gs := cloud.NewGRPCServer(srv, cloudSecret)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
 	conn, err := api.Dial(lis.Addr().String(), api.DialOptions{Token: cloudSecret, Insecure: true})
@@ -100,43 +97,78 @@ func status(t *testing.T, ctx context.Context, addr string) *api.StatusResponse 
 	return st
 }
 
+// fixture is what both tests run on: the MNIST classifier's sessions,
+// cost model and test set, a cloud executor serving it, a real 3G trace
+// and a client of the controller at addr.
+type fixture struct {
+	dir     string
+	chain   *ort.Chain
+	cm      *costmodel.Model
+	test    *mnist.Set
+	trace   *bwtrace.Trace
+	cloud   api.CloudClient
+	control api.ExecutorClient
+}
+
+func newFixture(t *testing.T, addr string) *fixture {
+	t.Helper()
+	f := &fixture{dir: orttest.Model(t, "mnist")}
+	var err error
+	if f.chain, err = ort.OpenChain(f.dir, ort.Options{Threads: 1}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.chain.Close() })
+	f.cloud = startCloud(t, f.chain)
+	conn, err := api.Dial(addr, api.DialOptions{Token: executorSecret, Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	f.control = api.NewExecutorClient(conn)
+	tracePath := filepath.Join(orttest.Root(t), "..", "shared", "traces", "norway-3g", "tram.jernbanetorget-ljabru-report.2010-12-09_1222CET.log")
+	if f.trace, err = bwtrace.LoadTrace(tracePath); err != nil {
+		t.Fatalf("the real 3G traces are in ../shared/traces: %v", err)
+	}
+	dataDir, err := mnist.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.test, err = mnist.LoadTest(dataDir); err != nil {
+		t.Fatal(err)
+	}
+	if f.cm, err = costmodel.LoadDir(f.dir, "amd64-2cpu", "amd64-2cpu-cloud"); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// agent registers an emulated device executor.
+func (f *fixture) agent(t *testing.T, ctx context.Context, id string, slowdown, offset float64, seed uint64) *device.Agent {
+	t.Helper()
+	l, err := link.New(f.trace, 5, offset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	est, _ := link.NewEstimator(1, 5, 0.2)
+	a, err := device.New(ctx, device.Config{ExecutorID: id, DeviceClass: "amd64-2cpu", CostModel: f.cm, Chain: f.chain,
+		Controller: f.control, Cloud: f.cloud, Link: l, Estimator: est, Slowdown: slowdown, Compress: true, Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 // TestWholeLoop runs two emulated devices against a controller and a cloud
 // executor: every request is served, every report reaches the controller's
 // trace log, and the devices pick up policies the controller published from
 // their reports.
 func TestWholeLoop(t *testing.T) {
-	root := orttest.Root(t)
-	dir := orttest.Model(t, "mnist")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-
-	ctl := startController(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "dyno.db"), dir)
+	ctl := startController(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "dyno.db"), orttest.Model(t, "mnist"))
 	defer ctl.Stop(context.Background())
-
-	chain, err := ort.OpenChain(dir, ort.Options{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer chain.Close()
-	cc := startCloud(t, chain)
-	ctlConn, err := api.Dial(ctl.Addr(), api.DialOptions{Token: executorSecret, Insecure: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctlConn.Close()
-
-	trace, err := bwtrace.LoadTrace(filepath.Join(root, "..", "shared", "traces", "norway-3g", "tram.jernbanetorget-ljabru-report.2010-12-09_1222CET.log"))
-	if err != nil {
-		t.Fatalf("the real 3G traces are in ../shared/traces: %v", err)
-	}
-	test, err := mnist.LoadTest(mustDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm, err := costmodel.LoadDir(dir, "amd64-2cpu", "amd64-2cpu-cloud")
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newFixture(t, ctl.Addr())
+	cm := f.cm
 
 	const requests = 150
 	var wg sync.WaitGroup
@@ -144,24 +176,12 @@ func TestWholeLoop(t *testing.T) {
 	results := make([][]device.Result, 2)
 	errs := make([]error, 2)
 	for d := range agents {
-		l, err := link.New(trace, 5, float64(100*d))
-		if err != nil {
-			t.Fatal(err)
-		}
-		est, _ := link.NewEstimator(1, 5, 0.2)
-		a, err := device.New(ctx, device.Config{
-			ExecutorID: []string{"phone-a", "phone-b"}[d], DeviceClass: "amd64-2cpu", CostModel: cm, Chain: chain,
-			Controller: api.NewExecutorClient(ctlConn), Cloud: cc, Link: l, Estimator: est, Slowdown: float64(1 + 3*d),
-			Compress: true, Seed: uint64(d),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		a := f.agent(t, ctx, []string{"phone-a", "phone-b"}[d], float64(1+3*d), float64(100*d), uint64(d))
 		agents[d] = a
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			in := &images{set: test.Head(requests)}
+			in := &images{set: f.test.Head(requests)}
 			errs[d] = a.Run(ctx, in, requests, 10*time.Second, func(r device.Result) { results[d] = append(results[d], r) })
 		}()
 	}
@@ -200,22 +220,11 @@ func TestWholeLoop(t *testing.T) {
 	}
 }
 
-func mustDir(t *testing.T) string {
-	t.Helper()
-	d, err := mnist.Dir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
 // TestControllerOutage stops the controller while a device serves requests
 // and starts it again on the same store and address: the device keeps
 // deciding with the policy it holds, buffers its reports, and after the
 // restart every report is in the log once.
 func TestControllerOutage(t *testing.T) {
-	root := orttest.Root(t)
-	dir := orttest.Model(t, "mnist")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -225,38 +234,10 @@ func TestControllerOutage(t *testing.T) {
 	addr := lis.Addr().String()
 	lis.Close()
 	store := filepath.Join(t.TempDir(), "dyno.db")
+	dir := orttest.Model(t, "mnist")
 	ctl := startController(t, addr, store, dir)
-
-	chain, err := ort.OpenChain(dir, ort.Options{Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer chain.Close()
-	cc := startCloud(t, chain)
-	ctlConn, err := api.Dial(addr, api.DialOptions{Token: executorSecret, Insecure: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctlConn.Close()
-	trace, err := bwtrace.LoadTrace(filepath.Join(root, "..", "shared", "traces", "norway-3g", "tram.jernbanetorget-ljabru-report.2010-12-09_1222CET.log"))
-	if err != nil {
-		t.Fatalf("the real 3G traces are in ../shared/traces: %v", err)
-	}
-	test, err := mnist.LoadTest(mustDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm, err := costmodel.LoadDir(dir, "amd64-2cpu", "amd64-2cpu-cloud")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, _ := link.New(trace, 5, 0)
-	est, _ := link.NewEstimator(1, 5, 0.2)
-	a, err := device.New(ctx, device.Config{ExecutorID: "phone-a", DeviceClass: "amd64-2cpu", CostModel: cm, Chain: chain,
-		Controller: api.NewExecutorClient(ctlConn), Cloud: cc, Link: l, Estimator: est, Slowdown: 4, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newFixture(t, addr)
+	a := f.agent(t, ctx, "phone-a", 4, 0, 1)
 
 	const requests = 300
 	down, up := make(chan struct{}), make(chan struct{})
@@ -264,7 +245,7 @@ func TestControllerOutage(t *testing.T) {
 	served := 0
 	done := make(chan error, 1)
 	go func() {
-		done <- a.Run(ctx, &device.MNIST{Set: test.Head(requests)}, requests, 30*time.Second, func(device.Result) {
+		done <- a.Run(ctx, &device.MNIST{Set: f.test.Head(requests)}, requests, 30*time.Second, func(device.Result) {
 			served++
 			select {
 			case <-down:
