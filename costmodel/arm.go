@@ -98,9 +98,7 @@ func (s Stages) LatencyMs() float64 { return s.Device() + s.Network() + s.Cloud(
 // BottleneckMs is the slowest stage of a pipelined stream, max(D, N, C),
 // where the network stage counts only the transfer: requests in flight
 // overlap their round trips.
-func (s Stages) BottleneckMs() float64 {
-	return math.Max(s.Device(), math.Max(s.NetworkMs, s.Cloud()))
-}
+func (s Stages) BottleneckMs() float64 { return bottleneck(s.Device(), s.NetworkMs, s.Cloud()) }
 
 // ThroughputRPS is the request rate of a pipelined stream, 1 / max(D, N, C);
 // zero when every stage takes no time (it would be unbounded).

@@ -104,20 +104,24 @@ func (o Objective) Cost(s Stages) float64 {
 // the Stages methods sum them.
 func (o *Objective) cost(device, transfer, rtt, cloud, gpu, bytes float64) float64 {
 	latency := device + (transfer + rtt) + cloud
-	bottleneck := math.Max(device, math.Max(transfer, cloud))
 	var c float64
 	switch o.Kind {
 	case MaxThroughput:
-		c = bottleneck + tieBreakLatencyWeight*latency
+		c = bottleneck(device, transfer, cloud) + tieBreakLatencyWeight*latency
 	case MinLatency:
 		c = latency
 	case MinCloudCost:
 		c = gpu + tieBreakLatencyWeight*latency
 	case Weighted:
 		w := &o.Weights
-		c = w.LatencyMs*latency + w.BottleneckMs*bottleneck + w.CloudGPUMs*gpu + w.KB*bytes/1000
+		c = w.LatencyMs*latency + w.BottleneckMs*bottleneck(device, transfer, cloud) + w.CloudGPUMs*gpu + w.KB*bytes/1000
 	}
 	return c + o.penalty(latency)
+}
+
+// bottleneck is Stages.BottleneckMs of the stage times.
+func bottleneck(device, transfer, cloud float64) float64 {
+	return math.Max(device, math.Max(transfer, cloud))
 }
 
 func (o Objective) penalty(latencyMs float64) float64 {

@@ -83,13 +83,13 @@ func (r *Record) decodeField(d *lexer, k int, key []byte) error {
 	case fExecutor:
 		err = d.strRepeat(&r.Executor, &d.prev.executor)
 	case fSeq:
-		err = d.integer(func(s string) (err error) { r.Seq, err = strconv.ParseUint(s, 10, 64); return })
+		err = d.integer(func(s string) (err error) { r.Seq, err = parseUint(s); return })
 	case fTime:
 		err = d.time(r)
 	case fPolicy:
 		err = d.strRepeat(&r.Policy, &d.prev.policy)
 	case fPolicyVersion:
-		err = d.integer(func(s string) (err error) { r.PolicyVersion, err = strconv.ParseUint(s, 10, 64); return })
+		err = d.integer(func(s string) (err error) { r.PolicyVersion, err = parseUint(s); return })
 	case fConditions:
 		c := &r.Conditions
 		err = d.objectOrNull(conditionFields, func(k int, _ []byte) error {
@@ -232,6 +232,9 @@ func (d *lexer) peek() byte {
 
 // null consumes a null literal if one is next.
 func (d *lexer) null() (bool, error) {
+	if d.i < len(d.b) && d.b[d.i] > ' ' && d.b[d.i] != 'n' {
+		return false, nil // the common case, without a call to skip spaces
+	}
 	if d.peek() != 'n' {
 		return false, nil
 	}
@@ -260,8 +263,10 @@ func (d *lexer) object(f *fields, field func(k int, key []byte) error) error {
 	}
 	next := 0 // the field expected next
 	for {
-		if d.peek() != '"' {
-			return d.errorf("want a field name, got %s", d.what())
+		if d.i >= len(d.b) || d.b[d.i] != '"' {
+			if d.peek() != '"' {
+				return d.errorf("want a field name, got %s", d.what())
+			}
 		}
 		k, key := -1, []byte(nil)
 		if next < len(f.quoted) && hasPrefix(d.b[d.i:], f.quoted[next]) {
@@ -284,6 +289,10 @@ func (d *lexer) object(f *fields, field func(k int, key []byte) error) error {
 		d.space()
 		if err := field(k, key); err != nil {
 			return err
+		}
+		if d.i < len(d.b) && d.b[d.i] == ',' {
+			d.i++
+			continue
 		}
 		switch d.peek() {
 		case ',':
@@ -456,8 +465,36 @@ func (d *lexer) integer(set func(string) error) error {
 }
 
 func parseInt(s string) (int, error) {
+	if v, ok := smallUint(s); ok {
+		return int(v), nil
+	}
 	v, err := strconv.ParseInt(s, 10, 0)
 	return int(v), err
+}
+
+func parseUint(s string) (uint64, error) {
+	if v, ok := smallUint(s); ok {
+		return v, nil
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// smallUint converts the digits of a non-negative integer of at most 18
+// digits (no sign, fraction or exponent), which cannot overflow; anything
+// else is left to strconv.
+func smallUint(s string) (uint64, bool) {
+	if len(s) == 0 || len(s) > 18 {
+		return 0, false
+	}
+	var v uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i] - '0'
+		if c > 9 {
+			return 0, false
+		}
+		v = v*10 + uint64(c)
+	}
+	return v, true
 }
 
 func (d *lexer) boolean(dst *bool) error {
@@ -523,10 +560,10 @@ func (d *lexer) probs(dst *Probs) error {
 	for {
 		// The element.
 		switch {
-		case i+1 < len(b) && b[i] == '0' && !isNumberByte(b[i+1]):
+		case i+1 < len(b) && b[i] == '0' && !numberByte[b[i+1]]:
 			out = append(out, 0)
 			i++
-		case len(last) > 0 && i+len(last) < len(b) && string(b[i:i+len(last)]) == string(last) && !isNumberByte(b[i+len(last)]):
+		case len(last) > 0 && i+len(last) < len(b) && sameText(b[i:i+len(last)], last) && !numberByte[b[i+len(last)]]:
 			out = append(out, lastV)
 			i += len(last)
 		default:
@@ -676,7 +713,21 @@ func specialIn8(x uint64) bool {
 	return (t|x)&highs != 0   // or a byte at or above 0x80
 }
 
-// isNumberByte reports whether c can continue a JSON number.
-func isNumberByte(c byte) bool {
-	return '0' <= c && c <= '9' || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'
+// numberByte marks the bytes that can continue a JSON number.
+var numberByte = func() (t [256]bool) {
+	for _, c := range []byte("0123456789.eE+-") {
+		t[c] = true
+	}
+	return
+}()
+
+// sameText reports whether a and b (of one length) hold the same bytes,
+// comparing the numbers a distribution repeats (8 to 16 bytes) as two
+// overlapping words.
+func sameText(a, b []byte) bool {
+	if n := len(a); n >= 8 && n <= 16 {
+		return binary.LittleEndian.Uint64(a) == binary.LittleEndian.Uint64(b) &&
+			binary.LittleEndian.Uint64(a[n-8:]) == binary.LittleEndian.Uint64(b[n-8:])
+	}
+	return string(a) == string(b)
 }

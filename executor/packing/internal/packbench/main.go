@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/dynoml/dyno/executor/packing"
+	"github.com/dynoml/dyno/internal/cputime"
 )
 
 func main() {
@@ -99,13 +100,13 @@ func newBench(f func(), minBatch time.Duration) *bench {
 }
 
 func (b *bench) round() {
-	c0, cok := threadCPU()
+	c0, cok := cputime.Thread()
 	start := time.Now()
 	for range b.iters {
 		b.f()
 	}
 	wall := time.Since(start)
-	c1, _ := threadCPU()
+	c1, _ := cputime.Thread()
 	b.wall = append(b.wall, wall/time.Duration(b.iters))
 	if cok {
 		b.cpu = append(b.cpu, time.Duration(c1-c0)/time.Duration(b.iters))
@@ -186,7 +187,7 @@ func run(n, rounds int, minBatch time.Duration) bool {
 			b.round()
 		}
 	}
-	_, cpuOK := threadCPU()
+	_, cpuOK := cputime.Thread()
 
 	fmt.Printf("packing benchmark: %d float32 (%.1f MB) shaped %v, ReLU-like (half zeros, rest exponential), one goroutine, %d rounds\n", n, float64(raw)/1e6, shape, rounds)
 	fmt.Println("GB/s is float32 bytes (4 per element) per second; medians over rounds, by the thread's CPU time, then by wall time.")
