@@ -2723,6 +2723,139 @@ func (x *BackupChunk) GetTotalBytes() int64 {
 	return 0
 }
 
+type DescribeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeRequest) Reset() {
+	*x = DescribeRequest{}
+	mi := &file_dyno_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeRequest) ProtoMessage() {}
+
+func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
+func (*DescribeRequest) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{34}
+}
+
+type DescribeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Models        []*CloudModel          `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeResponse) Reset() {
+	*x = DescribeResponse{}
+	mi := &file_dyno_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeResponse) ProtoMessage() {}
+
+func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeResponse.ProtoReflect.Descriptor instead.
+func (*DescribeResponse) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *DescribeResponse) GetModels() []*CloudModel {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
+type CloudModel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The number of blocks the model is split into.
+	Blocks        uint32 `protobuf:"varint,2,opt,name=blocks,proto3" json:"blocks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloudModel) Reset() {
+	*x = CloudModel{}
+	mi := &file_dyno_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloudModel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloudModel) ProtoMessage() {}
+
+func (x *CloudModel) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloudModel.ProtoReflect.Descriptor instead.
+func (*CloudModel) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *CloudModel) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CloudModel) GetBlocks() uint32 {
+	if x != nil {
+		return x.Blocks
+	}
+	return 0
+}
+
 type InferRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Model string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
@@ -2738,7 +2871,7 @@ type InferRequest struct {
 
 func (x *InferRequest) Reset() {
 	*x = InferRequest{}
-	mi := &file_dyno_proto_msgTypes[34]
+	mi := &file_dyno_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2750,7 +2883,7 @@ func (x *InferRequest) String() string {
 func (*InferRequest) ProtoMessage() {}
 
 func (x *InferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[34]
+	mi := &file_dyno_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2763,7 +2896,7 @@ func (x *InferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferRequest.ProtoReflect.Descriptor instead.
 func (*InferRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{34}
+	return file_dyno_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *InferRequest) GetModel() string {
@@ -2808,7 +2941,7 @@ type InferResponse struct {
 
 func (x *InferResponse) Reset() {
 	*x = InferResponse{}
-	mi := &file_dyno_proto_msgTypes[35]
+	mi := &file_dyno_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2820,7 +2953,7 @@ func (x *InferResponse) String() string {
 func (*InferResponse) ProtoMessage() {}
 
 func (x *InferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[35]
+	mi := &file_dyno_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2833,7 +2966,7 @@ func (x *InferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferResponse.ProtoReflect.Descriptor instead.
 func (*InferResponse) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{35}
+	return file_dyno_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *InferResponse) GetOutput() []float32 {
@@ -3120,7 +3253,14 @@ const file_dyno_proto_rawDesc = "" +
 	"\vBackupChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1f\n" +
 	"\vtotal_bytes\x18\x02 \x01(\x03R\n" +
-	"totalBytes\"s\n" +
+	"totalBytes\"\x11\n" +
+	"\x0fDescribeRequest\"?\n" +
+	"\x10DescribeResponse\x12+\n" +
+	"\x06models\x18\x01 \x03(\v2\x13.dyno.v1.CloudModelR\x06models\"8\n" +
+	"\n" +
+	"CloudModel\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06blocks\x18\x02 \x01(\rR\x06blocks\"s\n" +
 	"\fInferRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
 	"\x05split\x18\x02 \x01(\rR\x05split\x12\x18\n" +
@@ -3147,9 +3287,10 @@ const file_dyno_proto_rawDesc = "" +
 	"\fSetObjective\x12\x1c.dyno.v1.SetObjectiveRequest\x1a\x14.dyno.v1.AdminChange\x12C\n" +
 	"\fExportTraces\x12\x1c.dyno.v1.ExportTracesRequest\x1a\x13.dyno.v1.TraceBatch0\x01\x12N\n" +
 	"\rListExecutors\x12\x1d.dyno.v1.ListExecutorsRequest\x1a\x1e.dyno.v1.ListExecutorsResponse\x128\n" +
-	"\x06Backup\x12\x16.dyno.v1.BackupRequest\x1a\x14.dyno.v1.BackupChunk0\x012?\n" +
+	"\x06Backup\x12\x16.dyno.v1.BackupRequest\x1a\x14.dyno.v1.BackupChunk0\x012\x80\x01\n" +
 	"\x05Cloud\x126\n" +
-	"\x05Infer\x12\x15.dyno.v1.InferRequest\x1a\x16.dyno.v1.InferResponseB\x1cZ\x1agithub.com/dynoml/dyno/apib\x06proto3"
+	"\x05Infer\x12\x15.dyno.v1.InferRequest\x1a\x16.dyno.v1.InferResponse\x12?\n" +
+	"\bDescribe\x12\x18.dyno.v1.DescribeRequest\x1a\x19.dyno.v1.DescribeResponseB\x1cZ\x1agithub.com/dynoml/dyno/apib\x06proto3"
 
 var (
 	file_dyno_proto_rawDescOnce sync.Once
@@ -3163,7 +3304,7 @@ func file_dyno_proto_rawDescGZIP() []byte {
 	return file_dyno_proto_rawDescData
 }
 
-var file_dyno_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_dyno_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_dyno_proto_goTypes = []any{
 	(*Arm)(nil),                   // 0: dyno.v1.Arm
 	(*Conditions)(nil),            // 1: dyno.v1.Conditions
@@ -3199,17 +3340,20 @@ var file_dyno_proto_goTypes = []any{
 	(*ListExecutorsResponse)(nil), // 31: dyno.v1.ListExecutorsResponse
 	(*BackupRequest)(nil),         // 32: dyno.v1.BackupRequest
 	(*BackupChunk)(nil),           // 33: dyno.v1.BackupChunk
-	(*InferRequest)(nil),          // 34: dyno.v1.InferRequest
-	(*InferResponse)(nil),         // 35: dyno.v1.InferResponse
-	nil,                           // 36: dyno.v1.RegisterRequest.LabelsEntry
-	nil,                           // 37: dyno.v1.ExecutorInfo.LabelsEntry
+	(*DescribeRequest)(nil),       // 34: dyno.v1.DescribeRequest
+	(*DescribeResponse)(nil),      // 35: dyno.v1.DescribeResponse
+	(*CloudModel)(nil),            // 36: dyno.v1.CloudModel
+	(*InferRequest)(nil),          // 37: dyno.v1.InferRequest
+	(*InferResponse)(nil),         // 38: dyno.v1.InferResponse
+	nil,                           // 39: dyno.v1.RegisterRequest.LabelsEntry
+	nil,                           // 40: dyno.v1.ExecutorInfo.LabelsEntry
 }
 var file_dyno_proto_depIdxs = []int32{
 	3,  // 0: dyno.v1.Objective.weights:type_name -> dyno.v1.Weights
 	0,  // 1: dyno.v1.Pin.arm:type_name -> dyno.v1.Arm
 	4,  // 2: dyno.v1.Policy.objective:type_name -> dyno.v1.Objective
 	5,  // 3: dyno.v1.Policy.pin:type_name -> dyno.v1.Pin
-	36, // 4: dyno.v1.RegisterRequest.labels:type_name -> dyno.v1.RegisterRequest.LabelsEntry
+	39, // 4: dyno.v1.RegisterRequest.labels:type_name -> dyno.v1.RegisterRequest.LabelsEntry
 	6,  // 5: dyno.v1.RegisterResponse.policy:type_name -> dyno.v1.Policy
 	8,  // 6: dyno.v1.RegisterResponse.limits:type_name -> dyno.v1.Limits
 	0,  // 7: dyno.v1.RegisterResponse.arms:type_name -> dyno.v1.Arm
@@ -3225,41 +3369,44 @@ var file_dyno_proto_depIdxs = []int32{
 	4,  // 17: dyno.v1.SetObjectiveRequest.objective:type_name -> dyno.v1.Objective
 	10, // 18: dyno.v1.Trace.report:type_name -> dyno.v1.Report
 	27, // 19: dyno.v1.TraceBatch.traces:type_name -> dyno.v1.Trace
-	37, // 20: dyno.v1.ExecutorInfo.labels:type_name -> dyno.v1.ExecutorInfo.LabelsEntry
+	40, // 20: dyno.v1.ExecutorInfo.labels:type_name -> dyno.v1.ExecutorInfo.LabelsEntry
 	30, // 21: dyno.v1.ListExecutorsResponse.executors:type_name -> dyno.v1.ExecutorInfo
-	7,  // 22: dyno.v1.Executor.Register:input_type -> dyno.v1.RegisterRequest
-	11, // 23: dyno.v1.Executor.Report:input_type -> dyno.v1.ReportBatch
-	13, // 24: dyno.v1.Executor.WatchPolicies:input_type -> dyno.v1.PolicyRequest
-	15, // 25: dyno.v1.Admin.Status:input_type -> dyno.v1.StatusRequest
-	17, // 26: dyno.v1.Admin.ListKeys:input_type -> dyno.v1.ListKeysRequest
-	20, // 27: dyno.v1.Admin.GetPolicy:input_type -> dyno.v1.GetPolicyRequest
-	21, // 28: dyno.v1.Admin.Pin:input_type -> dyno.v1.PinRequest
-	22, // 29: dyno.v1.Admin.Unpin:input_type -> dyno.v1.UnpinRequest
-	23, // 30: dyno.v1.Admin.Reset:input_type -> dyno.v1.ResetRequest
-	24, // 31: dyno.v1.Admin.SetObjective:input_type -> dyno.v1.SetObjectiveRequest
-	26, // 32: dyno.v1.Admin.ExportTraces:input_type -> dyno.v1.ExportTracesRequest
-	29, // 33: dyno.v1.Admin.ListExecutors:input_type -> dyno.v1.ListExecutorsRequest
-	32, // 34: dyno.v1.Admin.Backup:input_type -> dyno.v1.BackupRequest
-	34, // 35: dyno.v1.Cloud.Infer:input_type -> dyno.v1.InferRequest
-	9,  // 36: dyno.v1.Executor.Register:output_type -> dyno.v1.RegisterResponse
-	12, // 37: dyno.v1.Executor.Report:output_type -> dyno.v1.ReportAck
-	14, // 38: dyno.v1.Executor.WatchPolicies:output_type -> dyno.v1.PolicyUpdate
-	16, // 39: dyno.v1.Admin.Status:output_type -> dyno.v1.StatusResponse
-	19, // 40: dyno.v1.Admin.ListKeys:output_type -> dyno.v1.ListKeysResponse
-	6,  // 41: dyno.v1.Admin.GetPolicy:output_type -> dyno.v1.Policy
-	25, // 42: dyno.v1.Admin.Pin:output_type -> dyno.v1.AdminChange
-	25, // 43: dyno.v1.Admin.Unpin:output_type -> dyno.v1.AdminChange
-	25, // 44: dyno.v1.Admin.Reset:output_type -> dyno.v1.AdminChange
-	25, // 45: dyno.v1.Admin.SetObjective:output_type -> dyno.v1.AdminChange
-	28, // 46: dyno.v1.Admin.ExportTraces:output_type -> dyno.v1.TraceBatch
-	31, // 47: dyno.v1.Admin.ListExecutors:output_type -> dyno.v1.ListExecutorsResponse
-	33, // 48: dyno.v1.Admin.Backup:output_type -> dyno.v1.BackupChunk
-	35, // 49: dyno.v1.Cloud.Infer:output_type -> dyno.v1.InferResponse
-	36, // [36:50] is the sub-list for method output_type
-	22, // [22:36] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	36, // 22: dyno.v1.DescribeResponse.models:type_name -> dyno.v1.CloudModel
+	7,  // 23: dyno.v1.Executor.Register:input_type -> dyno.v1.RegisterRequest
+	11, // 24: dyno.v1.Executor.Report:input_type -> dyno.v1.ReportBatch
+	13, // 25: dyno.v1.Executor.WatchPolicies:input_type -> dyno.v1.PolicyRequest
+	15, // 26: dyno.v1.Admin.Status:input_type -> dyno.v1.StatusRequest
+	17, // 27: dyno.v1.Admin.ListKeys:input_type -> dyno.v1.ListKeysRequest
+	20, // 28: dyno.v1.Admin.GetPolicy:input_type -> dyno.v1.GetPolicyRequest
+	21, // 29: dyno.v1.Admin.Pin:input_type -> dyno.v1.PinRequest
+	22, // 30: dyno.v1.Admin.Unpin:input_type -> dyno.v1.UnpinRequest
+	23, // 31: dyno.v1.Admin.Reset:input_type -> dyno.v1.ResetRequest
+	24, // 32: dyno.v1.Admin.SetObjective:input_type -> dyno.v1.SetObjectiveRequest
+	26, // 33: dyno.v1.Admin.ExportTraces:input_type -> dyno.v1.ExportTracesRequest
+	29, // 34: dyno.v1.Admin.ListExecutors:input_type -> dyno.v1.ListExecutorsRequest
+	32, // 35: dyno.v1.Admin.Backup:input_type -> dyno.v1.BackupRequest
+	37, // 36: dyno.v1.Cloud.Infer:input_type -> dyno.v1.InferRequest
+	34, // 37: dyno.v1.Cloud.Describe:input_type -> dyno.v1.DescribeRequest
+	9,  // 38: dyno.v1.Executor.Register:output_type -> dyno.v1.RegisterResponse
+	12, // 39: dyno.v1.Executor.Report:output_type -> dyno.v1.ReportAck
+	14, // 40: dyno.v1.Executor.WatchPolicies:output_type -> dyno.v1.PolicyUpdate
+	16, // 41: dyno.v1.Admin.Status:output_type -> dyno.v1.StatusResponse
+	19, // 42: dyno.v1.Admin.ListKeys:output_type -> dyno.v1.ListKeysResponse
+	6,  // 43: dyno.v1.Admin.GetPolicy:output_type -> dyno.v1.Policy
+	25, // 44: dyno.v1.Admin.Pin:output_type -> dyno.v1.AdminChange
+	25, // 45: dyno.v1.Admin.Unpin:output_type -> dyno.v1.AdminChange
+	25, // 46: dyno.v1.Admin.Reset:output_type -> dyno.v1.AdminChange
+	25, // 47: dyno.v1.Admin.SetObjective:output_type -> dyno.v1.AdminChange
+	28, // 48: dyno.v1.Admin.ExportTraces:output_type -> dyno.v1.TraceBatch
+	31, // 49: dyno.v1.Admin.ListExecutors:output_type -> dyno.v1.ListExecutorsResponse
+	33, // 50: dyno.v1.Admin.Backup:output_type -> dyno.v1.BackupChunk
+	38, // 51: dyno.v1.Cloud.Infer:output_type -> dyno.v1.InferResponse
+	35, // 52: dyno.v1.Cloud.Describe:output_type -> dyno.v1.DescribeResponse
+	38, // [38:53] is the sub-list for method output_type
+	23, // [23:38] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_dyno_proto_init() }
@@ -3274,7 +3421,7 @@ func file_dyno_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dyno_proto_rawDesc), len(file_dyno_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   38,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

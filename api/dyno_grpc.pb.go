@@ -708,7 +708,8 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Cloud_Infer_FullMethodName = "/dyno.v1.Cloud/Infer"
+	Cloud_Infer_FullMethodName    = "/dyno.v1.Cloud/Infer"
+	Cloud_Describe_FullMethodName = "/dyno.v1.Cloud/Describe"
 )
 
 // CloudClient is the client API for Cloud service.
@@ -723,6 +724,10 @@ type CloudClient interface {
 	// shape is not the split's, is InvalidArgument naming what is wrong; an
 	// unknown model is NotFound.
 	Infer(ctx context.Context, in *InferRequest, opts ...grpc.CallOption) (*InferResponse, error)
+	// Describe lists the models served; a device executor calls it when it
+	// starts, so that a wrong address, token or model fails at once, not at
+	// the first offloaded request.
+	Describe(ctx context.Context, in *DescribeRequest, opts ...grpc.CallOption) (*DescribeResponse, error)
 }
 
 type cloudClient struct {
@@ -743,6 +748,16 @@ func (c *cloudClient) Infer(ctx context.Context, in *InferRequest, opts ...grpc.
 	return out, nil
 }
 
+func (c *cloudClient) Describe(ctx context.Context, in *DescribeRequest, opts ...grpc.CallOption) (*DescribeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeResponse)
+	err := c.cc.Invoke(ctx, Cloud_Describe_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CloudServer is the server API for Cloud service.
 // All implementations must embed UnimplementedCloudServer
 // for forward compatibility.
@@ -755,6 +770,10 @@ type CloudServer interface {
 	// shape is not the split's, is InvalidArgument naming what is wrong; an
 	// unknown model is NotFound.
 	Infer(context.Context, *InferRequest) (*InferResponse, error)
+	// Describe lists the models served; a device executor calls it when it
+	// starts, so that a wrong address, token or model fails at once, not at
+	// the first offloaded request.
+	Describe(context.Context, *DescribeRequest) (*DescribeResponse, error)
 	mustEmbedUnimplementedCloudServer()
 }
 
@@ -767,6 +786,9 @@ type UnimplementedCloudServer struct{}
 
 func (UnimplementedCloudServer) Infer(context.Context, *InferRequest) (*InferResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Infer not implemented")
+}
+func (UnimplementedCloudServer) Describe(context.Context, *DescribeRequest) (*DescribeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Describe not implemented")
 }
 func (UnimplementedCloudServer) mustEmbedUnimplementedCloudServer() {}
 func (UnimplementedCloudServer) testEmbeddedByValue()               {}
@@ -807,6 +829,24 @@ func _Cloud_Infer_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cloud_Describe_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CloudServer).Describe(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cloud_Describe_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CloudServer).Describe(ctx, req.(*DescribeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cloud_ServiceDesc is the grpc.ServiceDesc for Cloud service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -817,6 +857,10 @@ var Cloud_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Infer",
 			Handler:    _Cloud_Infer_Handler,
+		},
+		{
+			MethodName: "Describe",
+			Handler:    _Cloud_Describe_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

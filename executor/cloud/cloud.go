@@ -59,6 +59,15 @@ func (s *Server) Models() []string {
 	return out
 }
 
+// Describe implements api.CloudServer.
+func (s *Server) Describe(context.Context, *api.DescribeRequest) (*api.DescribeResponse, error) {
+	resp := &api.DescribeResponse{}
+	for _, name := range s.Models() {
+		resp.Models = append(resp.Models, &api.CloudModel{Name: name, Blocks: uint32(s.models[name].K())})
+	}
+	return resp, nil
+}
+
 // Infer implements api.CloudServer.
 func (s *Server) Infer(ctx context.Context, req *api.InferRequest) (*api.InferResponse, error) {
 	c, ok := s.models[req.GetModel()]

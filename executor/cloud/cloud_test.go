@@ -125,3 +125,14 @@ func TestInferNeedsTheToken(t *testing.T) {
 		}
 	}
 }
+
+func TestDescribe(t *testing.T) {
+	c, chain := serve(t, secret)
+	resp, err := c.Describe(context.Background(), &api.DescribeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.GetModels()) != 1 || resp.GetModels()[0].GetName() != "tinynet" || int(resp.GetModels()[0].GetBlocks()) != chain.K() {
+		t.Fatalf("describe: %v", resp)
+	}
+}

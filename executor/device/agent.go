@@ -122,6 +122,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, arms: cfg.CostModel.Arms()}
+	if err := a.checkCloud(ctx); err != nil {
+		return nil, err
+	}
 	resp, err := cfg.Controller.Register(ctx, &api.RegisterRequest{
 		ExecutorId: cfg.ExecutorID, Model: cfg.CostModel.Manifest.Name, DeviceClass: cfg.DeviceClass,
 		ObjectiveName: cfg.Objective, Version: cfg.Version,
@@ -140,6 +143,27 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	a.rep = newReporter(cfg.Controller, cfg.ExecutorID, resp.GetLimits(), cfg.MaxBuffered, a.log)
 	return a, nil
+}
+
+// checkCloud makes sure the cloud executor answers, accepts the token and
+// serves this model with the same blocks.
+func (a *Agent) checkCloud(ctx context.Context) error {
+	resp, err := a.cfg.Cloud.Describe(ctx, &api.DescribeRequest{})
+	if err != nil {
+		return fmt.Errorf("device: the cloud executor: %w", err)
+	}
+	name, k := a.cfg.Chain.Manifest.Name, a.cfg.Chain.K()
+	var served []string
+	for _, m := range resp.GetModels() {
+		if m.GetName() == name {
+			if int(m.GetBlocks()) != k {
+				return fmt.Errorf("device: the cloud executor splits model %s into %d blocks, this executor into %d: are both built from the same model folder?", name, m.GetBlocks(), k)
+			}
+			return nil
+		}
+		served = append(served, m.GetName())
+	}
+	return fmt.Errorf("device: the cloud executor does not serve model %s (it serves %v)", name, served)
 }
 
 // checkArms makes sure the controller's arms are this cost model's.
