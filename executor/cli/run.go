@@ -186,7 +186,7 @@ type deviceFlags struct {
 func newDeviceCmd() *cobra.Command {
 	var f deviceFlags
 	cmd := &cobra.Command{
-		Use:   "device --model DIR --device-class CLASS --controller ADDR --cloud ADDR --trace FILE",
+		Use:   "device --model DIR --device-class CLASS --controller ADDR --cloud ADDR [--trace FILE --slowdown F]",
 		Short: "Run the device side: decide, run blocks 1..s, send the split, report",
 		Long: `device registers with the controller for the key (model, device class,
 objective), restores the policy the controller publishes and keeps it fresh,
@@ -199,10 +199,12 @@ the answer was right to the controller. Reports are batched and kept until
 the controller acknowledges them; while it is away the executor keeps
 deciding with the policy it holds.
 
-This build runs the device side EMULATED on this machine, and says so in
-every line it prints: the link follows a real bandwidth trace (--trace, plus
---rtt), and --slowdown stretches every device stage to emulate a slower
-device than this one. The cost model comes from DIR/profiles/CLASS.json and
+With --trace the link is EMULATED, and every line printed says so: a
+transfer takes what the bandwidth trace says (plus --rtt); --slowdown
+stretches every device stage to emulate a slower device than this host.
+Without them the executor runs on the real device and the real network: the
+transfer time of a request is its call's time less the cloud's own work and
+the round trip, which a ping of the cloud measures every two seconds. The cost model comes from DIR/profiles/CLASS.json and
 the cloud's profile, as the controller builds it.
 
 Inputs: --inputs mnist serves the MNIST test set with its labels (accuracy
@@ -210,7 +212,10 @@ is reported); random serves normal noise without labels (no accuracy).`,
 		Example: `  dyno-executor device --id phone-1 --model models/mobilenetv2 --device-class amd64-2cpu \
     --controller 127.0.0.1:7070 --token-file executor.token --cloud 127.0.0.1:7071 \
     --cloud-token-file cloud.token --insecure --trace ../shared/traces/norway-3g/FILE \
-    --rtt 40 --slowdown 8 --inputs random --requests 500`,
+    --rtt 40 --slowdown 8 --inputs random --requests 500
+  dyno-executor device --id jetson-7 --model models/mobilenetv2 --device-class jetson-xavier-nx \
+    --controller ctl.example:7070 --ca ctl.crt --token-file executor.token \
+    --cloud gpu.example:7071 --cloud-ca gpu.crt --cloud-token-file cloud.token --inputs random`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDevice(cmd, f) },
 	}
@@ -227,8 +232,8 @@ is reported); random serves normal noise without labels (no accuracy).`,
 	fl.StringVar(&f.cloudCA, "cloud-ca", "", "CA certificate (PEM) for the cloud executor")
 	fl.StringVar(&f.cloudTokenFile, "cloud-token-file", "", "file holding the cloud executor's token")
 	fl.BoolVar(&f.insecure, "insecure", false, "plaintext to the controller and the cloud executor")
-	fl.StringVar(&f.trace, "trace", "", "bandwidth trace the emulated link follows (shared/traces format)")
-	fl.Float64Var(&f.rttMs, "rtt", 40, "emulated round trip, ms")
+	fl.StringVar(&f.trace, "trace", "", "bandwidth trace the emulated link follows (shared/traces format); empty: the real network")
+	fl.Float64Var(&f.rttMs, "rtt", 40, "emulated round trip, ms (with --trace); otherwise the first guess of the real one")
 	fl.Float64Var(&f.traceOffset, "trace-offset", 0, "start this many seconds into the trace")
 	fl.Float64Var(&f.bandwidthGuess, "bandwidth-guess", 1, "bandwidth estimate before the first transfer, Mbit/s")
 	fl.Float64Var(&f.alpha, "estimate-weight", 0.2, "weight of each transfer in the bandwidth and round-trip estimates")
@@ -248,8 +253,6 @@ func runDevice(cmd *cobra.Command, f deviceFlags) error {
 	switch {
 	case f.model == "" || f.deviceClass == "":
 		return usageError{errors.New("--model and --device-class are required")}
-	case f.trace == "":
-		return usageError{errors.New("--trace is required: this build emulates the link (see --help)")}
 	case f.inputs != "mnist" && f.inputs != "random":
 		return usageError{fmt.Errorf("--inputs %q: want mnist or random", f.inputs)}
 	case f.every <= 0:
@@ -278,13 +281,17 @@ func runDevice(cmd *cobra.Command, f deviceFlags) error {
 	if err != nil {
 		return err
 	}
-	tr, err := bwtrace.LoadTrace(f.trace)
-	if err != nil {
-		return err
-	}
-	l, err := link.New(tr, f.rttMs, f.traceOffset)
-	if err != nil {
-		return usageError{err}
+	var l *link.Emulated
+	linkLabel := "real network"
+	if f.trace != "" {
+		tr, err := bwtrace.LoadTrace(f.trace)
+		if err != nil {
+			return err
+		}
+		if l, err = link.New(tr, f.rttMs, f.traceOffset); err != nil {
+			return usageError{err}
+		}
+		linkLabel = fmt.Sprintf("link %s + %g ms", filepath.Base(tr.Name), f.rttMs)
 	}
 	est, err := link.NewEstimator(f.bandwidthGuess, f.rttMs, f.alpha)
 	if err != nil {
@@ -344,7 +351,10 @@ func runDevice(cmd *cobra.Command, f deviceFlags) error {
 		return err
 	}
 	out := cmd.OutOrStdout()
-	label := fmt.Sprintf("%s [EMULATED: device %gx this host, link %s + %g ms]", f.id, f.slowdown, filepath.Base(tr.Name), f.rttMs)
+	label := f.id + " [real device, real network]"
+	if l != nil || f.slowdown > 1 {
+		label = fmt.Sprintf("%s [EMULATED: device %gx this host, %s]", f.id, f.slowdown, linkLabel)
+	}
 	fmt.Fprintf(out, "%s: key %s, policy v%d\n", label, agent.Key(), agent.PolicyVersion())
 	var win, all window
 	k := cm.Manifest.K()

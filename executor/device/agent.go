@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,10 +57,15 @@ type Config struct {
 	// cloud executor.
 	Controller api.ExecutorClient
 	Cloud      api.CloudClient
-	// Link is the emulated device-to-cloud link and Estimator what the
-	// executor measures of it.
+	// Link emulates the device-to-cloud link; nil sends over the real
+	// network, whose transfer time is the call's time less the cloud's
+	// work and the round trip, measured by a ping (Describe) every
+	// PingEvery. Estimator is what the executor knows of the link.
 	Link      *link.Emulated
 	Estimator *link.Estimator
+	// PingEvery is the period of the round-trip probe on a real link;
+	// zero means two seconds.
+	PingEvery time.Duration
 	// Slowdown emulates a slower device: every device stage is stretched
 	// to Slowdown times what it took here (1 or 0: as measured).
 	Slowdown float64
@@ -87,6 +94,9 @@ type Agent struct {
 	dec    bandit.Decision
 
 	queueMs float64 // the cloud's last reported queueing
+
+	rttMu sync.Mutex
+	rtt   float64 // the pinged round trip of a real link, ms (negative: none yet)
 }
 
 // held is a policy version restored for deciding.
@@ -99,8 +109,11 @@ type held struct {
 
 // New registers with the controller and restores the key's policy.
 func New(ctx context.Context, cfg Config) (*Agent, error) {
-	if cfg.CostModel == nil || cfg.Chain == nil || cfg.Controller == nil || cfg.Cloud == nil || cfg.Link == nil || cfg.Estimator == nil {
-		return nil, errors.New("device: config needs a cost model, a chain, controller and cloud clients, a link and an estimator")
+	if cfg.CostModel == nil || cfg.Chain == nil || cfg.Controller == nil || cfg.Cloud == nil || cfg.Estimator == nil {
+		return nil, errors.New("device: config needs a cost model, a chain, controller and cloud clients and a link estimator")
+	}
+	if cfg.PingEvery <= 0 {
+		cfg.PingEvery = 2 * time.Second
 	}
 	if cfg.ExecutorID == "" || cfg.DeviceClass == "" {
 		return nil, errors.New("device: config needs an executor id and a device class")
@@ -121,14 +134,14 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, arms: cfg.CostModel.Arms()}
+	a := &Agent{cfg: cfg, log: cfg.Logger, arms: cfg.CostModel.Arms(), rtt: -1}
 	if err := a.checkCloud(ctx); err != nil {
 		return nil, err
 	}
 	resp, err := cfg.Controller.Register(ctx, &api.RegisterRequest{
 		ExecutorId: cfg.ExecutorID, Model: cfg.CostModel.Manifest.Name, DeviceClass: cfg.DeviceClass,
 		ObjectiveName: cfg.Objective, Version: cfg.Version,
-		Labels: map[string]string{"emulated": fmt.Sprintf("slowdown %g, link %s", cfg.Slowdown, cfg.Link.Trace.Name)},
+		Labels: a.labels(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("device: register: %w", err)
@@ -145,13 +158,30 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	return a, nil
 }
 
+// labels say what of the executor is emulated.
+func (a *Agent) labels() map[string]string {
+	var parts []string
+	if a.cfg.Slowdown > 1 {
+		parts = append(parts, fmt.Sprintf("device slowdown %g", a.cfg.Slowdown))
+	}
+	if a.cfg.Link != nil {
+		parts = append(parts, fmt.Sprintf("link %s + %g ms", filepath.Base(a.cfg.Link.Trace.Name), a.cfg.Link.RTTMs))
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return map[string]string{"emulated": strings.Join(parts, ", ")}
+}
+
 // checkCloud makes sure the cloud executor answers, accepts the token and
 // serves this model with the same blocks.
 func (a *Agent) checkCloud(ctx context.Context) error {
+	t := time.Now()
 	resp, err := a.cfg.Cloud.Describe(ctx, &api.DescribeRequest{})
 	if err != nil {
 		return fmt.Errorf("device: the cloud executor: %w", err)
 	}
+	a.observePing(msSince(t))
 	name, k := a.cfg.Chain.Manifest.Name, a.cfg.Chain.K()
 	var served []string
 	for _, m := range resp.GetModels() {
@@ -223,6 +253,10 @@ func (a *Agent) Run(ctx context.Context, inputs Inputs, n int, flush time.Durati
 	wg.Add(2)
 	go func() { defer wg.Done(); a.watch(ctx) }()
 	go func() { defer wg.Done(); a.rep.run(ctx) }()
+	if a.cfg.Link == nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.ping(ctx) }()
+	}
 	var runErr error
 	for i := 0; n <= 0 || i < n; i++ {
 		in, ok := inputs.Next()
@@ -296,9 +330,11 @@ func (a *Agent) serve(ctx context.Context, in Input) (Result, error) {
 			return Result{}, err
 		}
 		st.Bytes = float64(len(payload))
-		tr, err := a.cfg.Link.Send(ctx, len(payload))
-		if err != nil {
-			return Result{}, fmt.Errorf("device: link: %w", err)
+		var tr link.Transfer
+		if a.cfg.Link != nil {
+			if tr, err = a.cfg.Link.Send(ctx, len(payload)); err != nil {
+				return Result{}, fmt.Errorf("device: link: %w", err)
+			}
 		}
 		t = time.Now()
 		resp, err := a.cfg.Cloud.Infer(ctx, &api.InferRequest{Model: a.cfg.Chain.Manifest.Name, Split: uint32(arm.Split), Payload: payload,
@@ -307,11 +343,19 @@ func (a *Agent) serve(ctx context.Context, in Input) (Result, error) {
 			return Result{}, fmt.Errorf("device: cloud: %w", err)
 		}
 		call := msSince(t)
-		st.NetworkMs = tr.TransferMs
 		st.CloudQueueMs, st.UnpackMs, st.CloudMs = resp.GetQueueMs(), resp.GetUnpackMs(), resp.GetComputeMs()
-		// The round trip is the emulated one plus what the call took beyond
-		// the cloud's own work.
-		st.RTTMs = tr.RTTMs + max(0, call-st.CloudQueueMs-st.UnpackMs-st.CloudMs)
+		beyond := max(0, call-st.CloudQueueMs-st.UnpackMs-st.CloudMs) // what the call took beyond the cloud's work
+		if a.cfg.Link != nil {
+			// The emulated transfer and round trip, and the real one of
+			// loopback on top.
+			st.NetworkMs, st.RTTMs = tr.TransferMs, tr.RTTMs+beyond
+		} else {
+			// The network's share: the round trip the pings measure, the
+			// rest is the transfer.
+			rtt := a.pingMs()
+			st.RTTMs = min(rtt, beyond)
+			st.NetworkMs = beyond - st.RTTMs
+		}
 		a.cfg.Estimator.Observe(len(payload), st.NetworkMs, st.RTTMs)
 		a.queueMs = st.CloudQueueMs
 		out = resp.GetOutput()
@@ -372,4 +416,38 @@ func argmax(v []float32) int {
 		}
 	}
 	return best
+}
+
+// ping measures the round trip of a real link every PingEvery with the
+// cloud's cheapest call.
+func (a *Agent) ping(ctx context.Context) {
+	for link.SleepContext(ctx, a.cfg.PingEvery) == nil {
+		t := time.Now()
+		if _, err := a.cfg.Cloud.Describe(ctx, &api.DescribeRequest{}); err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("cloud ping failed", "err", err)
+			}
+			continue
+		}
+		a.observePing(msSince(t))
+	}
+}
+
+// observePing folds a round trip into the estimate (a weighted mean, as the
+// link estimator's).
+func (a *Agent) observePing(ms float64) {
+	a.rttMu.Lock()
+	defer a.rttMu.Unlock()
+	if a.rtt < 0 {
+		a.rtt = ms
+		return
+	}
+	a.rtt += 0.2 * (ms - a.rtt)
+}
+
+// pingMs is the current round-trip estimate of a real link.
+func (a *Agent) pingMs() float64 {
+	a.rttMu.Lock()
+	defer a.rttMu.Unlock()
+	return max(a.rtt, 0)
 }
