@@ -56,6 +56,11 @@ func newCommon(cm *costmodel.Model, cfg *Config) (common, error) {
 // constructors and Restore end with it.
 func (c *common) initRand() {
 	c.rng = rand.New(c.pcg)
+	c.initEligibility()
+}
+
+// initEligibility caches what the mask and the floor allow by the table.
+func (c *common) initEligibility() {
 	c.tableOK = make([]bool, len(c.cm.Arms()))
 	bySplit := make([]int, c.cm.Manifest.K()+1)
 	for s := range bySplit {

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -16,15 +17,6 @@ import (
 	"github.com/dynoml/dyno/costmodel"
 	"github.com/dynoml/dyno/store"
 )
-
-// reconfigurer is what the controller needs of a policy to apply an
-// operator's pin or objective to what it has learned. The bandit package
-// does not offer it yet (see docs/controller.md); until a policy implements
-// it, the learner rebuilds the policy from the prior under the new
-// configuration and replays the key's recent traces into it.
-type reconfigurer interface {
-	Reconfigure(cfg bandit.Config) error
-}
 
 // expectedCoster is what the controller would use to write the posterior
 // expected cost of arms to the learning curves; without it the curves carry
@@ -431,11 +423,18 @@ func (l *learner) apply(op *adminOp) {
 	l.publish(op.action, op)
 }
 
-// reconfigure applies the pin and objective to the policy.
+// reconfigure applies the pin and objective to the policy: in place,
+// keeping what it learned, where the policy can (bandit.Reconfigurer);
+// otherwise (a policy that learns costs under the objective, given a new
+// one) it rebuilds the policy from the prior under the new configuration
+// and replays the key's recent traces into it.
 func (l *learner) reconfigure() error {
 	cfg := l.config()
-	if r, ok := l.policy.(reconfigurer); ok {
-		return r.Reconfigure(cfg)
+	if r, ok := l.policy.(bandit.Reconfigurer); ok {
+		err := r.Reconfigure(cfg)
+		if !errors.Is(err, bandit.ErrRebuild) {
+			return err
+		}
 	}
 	p, err := bandit.New(l.kind, l.key.cm, cfg)
 	if err != nil {
