@@ -366,7 +366,8 @@ func runDevice(cmd *cobra.Command, f deviceFlags) error {
 			win = window{}
 		}
 	})
-	fmt.Fprintf(out, "%s: done, %d requests: %s; %d reports dropped\n", label, all.n, all.summary(), agent.Dropped())
+	fmt.Fprintf(out, "%s: done, %d requests: %s; %d reports dropped; %d finished on the device because the cloud was unreachable\n",
+		label, all.n, all.summary(), agent.Dropped(), agent.Fallbacks())
 	return err
 }
 

@@ -19,6 +19,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/dynoml/dyno/api"
 	"github.com/dynoml/dyno/bandit"
 	"github.com/dynoml/dyno/costmodel"
@@ -66,6 +69,10 @@ type Config struct {
 	// PingEvery is the period of the round-trip probe on a real link;
 	// zero means two seconds.
 	PingEvery time.Duration
+	// InferTimeout bounds one call to the cloud; zero means 30 seconds.
+	// A call that times out, or finds the cloud unreachable, is finished
+	// on the device (see Agent.Fallbacks).
+	InferTimeout time.Duration
 	// Slowdown emulates a slower device: every device stage is stretched
 	// to Slowdown times what it took here (1 or 0: as measured).
 	Slowdown float64
@@ -95,6 +102,8 @@ type Agent struct {
 
 	queueMs float64 // the cloud's last reported queueing
 
+	fallbacks atomic.Int64
+
 	rttMu sync.Mutex
 	rtt   float64 // the pinged round trip of a real link, ms (negative: none yet)
 }
@@ -114,6 +123,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	if cfg.PingEvery <= 0 {
 		cfg.PingEvery = 2 * time.Second
+	}
+	if cfg.InferTimeout <= 0 {
+		cfg.InferTimeout = 30 * time.Second
 	}
 	if cfg.ExecutorID == "" || cfg.DeviceClass == "" {
 		return nil, errors.New("device: config needs an executor id and a device class")
@@ -240,6 +252,10 @@ type Result struct {
 	Correct  bool
 	HasLabel bool
 	Version  uint64
+	// Fallback is set when the cloud could not be reached and the request
+	// was finished on the device (Stages are then the device's extra work
+	// only, and nothing was reported).
+	Fallback bool
 }
 
 // Run starts the policy watcher and the reporter, serves requests until
@@ -282,6 +298,43 @@ func (a *Agent) Run(ctx context.Context, inputs Inputs, n int, flush time.Durati
 
 // Dropped is the number of reports dropped because the buffer was full.
 func (a *Agent) Dropped() int64 { return a.rep.dropped.Load() }
+
+// Fallbacks is the number of requests the executor finished on the device
+// because the cloud executor could not be reached.
+func (a *Agent) Fallbacks() int64 { return a.fallbacks.Load() }
+
+// unreachable reports whether a cloud call failed for want of the cloud
+// (down, unreachable, too slow), not for what was asked of it.
+func unreachable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
+		return true
+	}
+	return false
+}
+
+// finishLocally runs the blocks after the split on the device when the
+// cloud cannot be reached, so that the request is still answered. It is
+// not reported: its stages are not those of the arm the policy chose, and
+// the controller would learn from a mixture. The first such request of a
+// run is logged, all are counted.
+func (a *Agent) finishLocally(ctx context.Context, in Input, act []float32, arm costmodel.Arm, version uint64, cause error) (Result, error) {
+	if a.fallbacks.Add(1) == 1 {
+		a.log.Warn("cloud executor unreachable: finishing requests on the device, unreported", "err", cause)
+	}
+	t := time.Now()
+	out, err := a.cfg.Chain.Run(arm.Split, a.cfg.Chain.K(), act)
+	if err != nil {
+		return Result{}, fmt.Errorf("device: blocks %d..%d after the cloud failed (%v): %w", arm.Split+1, a.cfg.Chain.K(), cause, err)
+	}
+	st := costmodel.Stages{Arm: costmodel.Arm{Split: a.cfg.Chain.K(), Bits: 32}}
+	if err := a.stretch(ctx, t, &st.DeviceMs); err != nil {
+		return Result{}, err
+	}
+	res := Result{Arm: arm, Stages: st, Version: version, HasLabel: in.Label >= 0, Fallback: true}
+	res.Correct = res.HasLabel && argmax(out) == in.Label
+	return res, nil
+}
 
 // conditions is what the executor knows before a request.
 func (a *Agent) conditions() costmodel.Conditions {
@@ -337,10 +390,17 @@ func (a *Agent) serve(ctx context.Context, in Input) (Result, error) {
 			}
 		}
 		t = time.Now()
-		resp, err := a.cfg.Cloud.Infer(ctx, &api.InferRequest{Model: a.cfg.Chain.Manifest.Name, Split: uint32(arm.Split), Payload: payload,
+		ictx, cancel := context.WithTimeout(ctx, a.cfg.InferTimeout)
+		resp, err := a.cfg.Cloud.Infer(ictx, &api.InferRequest{Model: a.cfg.Chain.Manifest.Name, Split: uint32(arm.Split), Payload: payload,
 			RequestId: fmt.Sprintf("%s-%d", a.cfg.ExecutorID, a.seq+1)})
+		cancel()
 		if err != nil {
-			return Result{}, fmt.Errorf("device: cloud: %w", err)
+			if !unreachable(err) || ctx.Err() != nil {
+				return Result{}, fmt.Errorf("device: cloud: %w", err)
+			}
+			// The cloud is away: finish the request here, and report
+			// nothing of it (its stages are not the arm's).
+			return a.finishLocally(ctx, in, act, arm, h.version, err)
 		}
 		call := msSince(t)
 		st.CloudQueueMs, st.UnpackMs, st.CloudMs = resp.GetQueueMs(), resp.GetUnpackMs(), resp.GetComputeMs()

@@ -62,6 +62,13 @@ func startController(t *testing.T, addr, path, dir string) *controller.Server {
 // startCloud serves the chain as a cloud executor on loopback and returns a
 // client of it.
 func startCloud(t *testing.T, chain *ort.Chain) api.CloudClient {
+	c, _ := startCloudStop(t, chain)
+	return c
+}
+
+// startCloudStop is startCloud that also returns a function stopping the
+// server.
+func startCloudStop(t *testing.T, chain *ort.Chain) (api.CloudClient, func()) {
 	t.Helper()
 	srv, err := cloud.NewServer([]*ort.Chain{chain}, 1)
 	if err != nil {
@@ -79,7 +86,7 @@ func startCloud(t *testing.T, chain *ort.Chain) api.CloudClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return api.NewCloudClient(conn)
+	return api.NewCloudClient(conn), gs.Stop
 }
 
 // status asks the controller at addr for its status.
@@ -322,5 +329,52 @@ func TestRealNetwork(t *testing.T) {
 	t.Logf("%d of %d requests offloaded over loopback", offloaded, requests)
 	if offloaded == 0 {
 		t.Error("no request offloaded over a 100 Mbit/s, 1 ms link guess: the real-network path went untested")
+	}
+}
+
+// TestCloudOutage pins the key to an offloading arm and stops the cloud
+// executor while a device serves requests: every request is still
+// answered, finished on the device, and only those that reached the cloud
+// are reported.
+func TestCloudOutage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ctl := startController(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "dyno.db"), orttest.Model(t, "mnist"))
+	defer ctl.Stop(context.Background())
+	f := newFixture(t, ctl.Addr())
+	cc, stop := startCloudStop(t, f.chain)
+	f.cloud = cc
+	a := f.agent(t, ctx, "phone-a", 1, 0, 1)
+	admin, err := api.Dial(ctl.Addr(), api.DialOptions{Token: adminSecret, Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := api.NewAdminClient(admin).Pin(ctx, &api.PinRequest{Key: a.Key(), Arm: &api.Arm{Split: 2, Bits: 8}, Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	const requests = 120
+	served, fallbacks, correct := 0, 0, 0
+	err = a.Run(ctx, &device.MNIST{Set: f.test.Head(requests)}, requests, 10*time.Second, func(r device.Result) {
+		served++
+		if r.Fallback {
+			fallbacks++
+		}
+		if r.Correct {
+			correct++
+		}
+		if served == 40 {
+			stop()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d served, %d finished on the device, %d correct", served, fallbacks, correct)
+	if served != requests || fallbacks == 0 || int64(fallbacks) != a.Fallbacks() || correct < requests*9/10 {
+		t.Fatalf("served %d of %d, %d fallbacks (agent says %d), %d correct", served, requests, fallbacks, a.Fallbacks(), correct)
+	}
+	if st := status(t, ctx, ctl.Addr()); st.GetTraces() != uint64(requests-fallbacks) {
+		t.Errorf("controller holds %d traces, want the %d requests the cloud answered", st.GetTraces(), requests-fallbacks)
 	}
 }
