@@ -178,7 +178,7 @@ type deviceFlags struct {
 	inputs                                              string
 	seed                                                uint64
 	compress                                            bool
-	flush                                               time.Duration
+	flush, registerWait                                 time.Duration
 	logLevel                                            string
 }
 
@@ -245,6 +245,7 @@ is reported); random serves normal noise without labels (no accuracy).`,
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the policy's exploration and of random inputs")
 	fl.BoolVar(&f.compress, "compress", true, "zstd-compress packed tensors")
 	fl.DurationVar(&f.flush, "flush", 30*time.Second, "at the end, wait this long for the controller to acknowledge every report")
+	fl.DurationVar(&f.registerWait, "register-wait", 2*time.Minute, "at the start, wait this long for an unreachable cloud executor or controller")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn or error")
 	return cmd
 }
@@ -340,7 +341,7 @@ func runDevice(cmd *cobra.Command, f deviceFlags) error {
 	defer cloudConn.Close()
 
 	ctx := cmd.Context()
-	regCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	regCtx, cancel := context.WithTimeout(ctx, f.registerWait)
 	agent, err := device.New(regCtx, device.Config{
 		ExecutorID: f.id, DeviceClass: f.deviceClass, Objective: f.objective, CostModel: cm, Chain: chain,
 		Controller: api.NewExecutorClient(ctlConn), Cloud: api.NewCloudClient(cloudConn), Link: l, Estimator: est,

@@ -116,7 +116,9 @@ type held struct {
 	p       bandit.Policy
 }
 
-// New registers with the controller and restores the key's policy.
+// New checks the cloud executor, registers with the controller (waiting,
+// until ctx ends, for one that is not up yet) and restores the key's
+// policy.
 func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.CostModel == nil || cfg.Chain == nil || cfg.Controller == nil || cfg.Cloud == nil || cfg.Estimator == nil {
 		return nil, errors.New("device: config needs a cost model, a chain, controller and cloud clients and a link estimator")
@@ -150,11 +152,25 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if err := a.checkCloud(ctx); err != nil {
 		return nil, err
 	}
-	resp, err := cfg.Controller.Register(ctx, &api.RegisterRequest{
+	req := &api.RegisterRequest{
 		ExecutorId: cfg.ExecutorID, Model: cfg.CostModel.Manifest.Name, DeviceClass: cfg.DeviceClass,
-		ObjectiveName: cfg.Objective, Version: cfg.Version,
-		Labels: a.labels(),
-	})
+		ObjectiveName: cfg.Objective, Version: cfg.Version, Labels: a.labels(),
+	}
+	// A fleet may start before its controller: wait for it (until ctx
+	// ends), but not for a controller that refuses.
+	var resp *api.RegisterResponse
+	var err error
+	for waited := false; ; waited = true {
+		if resp, err = cfg.Controller.Register(ctx, req); err == nil || !unreachable(err) || ctx.Err() != nil {
+			break
+		}
+		if !waited {
+			a.log.Warn("controller unreachable; retrying registration", "err", err)
+		}
+		if link.SleepContext(ctx, retry) != nil {
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("device: register: %w", err)
 	}
@@ -188,12 +204,27 @@ func (a *Agent) labels() map[string]string {
 // checkCloud makes sure the cloud executor answers, accepts the token and
 // serves this model with the same blocks.
 func (a *Agent) checkCloud(ctx context.Context) error {
-	t := time.Now()
-	resp, err := a.cfg.Cloud.Describe(ctx, &api.DescribeRequest{})
+	var resp *api.DescribeResponse
+	var err error
+	for waited := false; ; waited = true {
+		t := time.Now()
+		if resp, err = a.cfg.Cloud.Describe(ctx, &api.DescribeRequest{}); err == nil {
+			a.observePing(msSince(t))
+			break
+		}
+		if !unreachable(err) || ctx.Err() != nil {
+			break
+		}
+		if !waited {
+			a.log.Warn("cloud executor unreachable; retrying", "err", err)
+		}
+		if link.SleepContext(ctx, retry) != nil {
+			break
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("device: the cloud executor: %w", err)
 	}
-	a.observePing(msSince(t))
 	name, k := a.cfg.Chain.Manifest.Name, a.cfg.Chain.K()
 	var served []string
 	for _, m := range resp.GetModels() {

@@ -378,3 +378,48 @@ func TestCloudOutage(t *testing.T) {
 		t.Errorf("controller holds %d traces, want the %d requests the cloud answered", st.GetTraces(), requests-fallbacks)
 	}
 }
+
+// TestDeviceWaitsForTheController starts a device executor before its
+// controller: registration waits, and the device serves once it is up.
+func TestDeviceWaitsForTheController(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	f := newFixture(t, addr)
+	type result struct {
+		a   *device.Agent
+		err error
+	}
+	started := make(chan result, 1)
+	l, _ := link.New(f.trace, 5, 0)
+	est, _ := link.NewEstimator(1, 5, 0.2)
+	go func() {
+		a, err := device.New(ctx, device.Config{ExecutorID: "early", DeviceClass: "amd64-2cpu", CostModel: f.cm, Chain: f.chain,
+			Controller: f.control, Cloud: f.cloud, Link: l, Estimator: est, Seed: 1})
+		started <- result{a, err}
+	}()
+	time.Sleep(time.Second)
+	select {
+	case r := <-started:
+		t.Fatalf("New returned with no controller up: %v", r.err)
+	default:
+	}
+	ctl := startController(t, addr, filepath.Join(t.TempDir(), "dyno.db"), f.dir)
+	defer ctl.Stop(context.Background())
+	r := <-started
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	a := r.a
+	if err := a.Run(ctx, &device.MNIST{Set: f.test.Head(20)}, 20, 10*time.Second, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(t, ctx, addr); st.GetTraces() != 20 {
+		t.Errorf("controller holds %d traces, want 20", st.GetTraces())
+	}
+}
