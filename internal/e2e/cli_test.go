@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,12 +71,7 @@ func TestExecutorCommands(t *testing.T) {
 	}
 	defer ctl.Stop(context.Background())
 
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cloudAddr := lis.Addr().String()
-	lis.Close()
+	cloudAddr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var cloudOut syncBuffer
 	cloudDone := make(chan int, 1)

@@ -59,6 +59,18 @@ func startController(t *testing.T, addr, path, dir string) *controller.Server {
 	return ctl
 }
 
+// freeAddr returns a loopback address no one listens on, for a server that
+// must come back on the same one.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	return lis.Addr().String()
+}
+
 // startCloud serves the chain as a cloud executor on loopback and returns a
 // client of it.
 func startCloud(t *testing.T, chain *ort.Chain) api.CloudClient {
@@ -234,12 +246,7 @@ func TestWholeLoop(t *testing.T) {
 func TestControllerOutage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	lis.Close()
+	addr := freeAddr(t)
 	store := filepath.Join(t.TempDir(), "dyno.db")
 	dir := orttest.Model(t, "mnist")
 	ctl := startController(t, addr, store, dir)
@@ -384,12 +391,7 @@ func TestCloudOutage(t *testing.T) {
 func TestDeviceWaitsForTheController(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	lis.Close()
+	addr := freeAddr(t)
 	f := newFixture(t, addr)
 	type result struct {
 		a   *device.Agent
