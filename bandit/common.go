@@ -3,6 +3,7 @@ package bandit
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/dynoml/dyno/costmodel"
 )
@@ -41,15 +42,20 @@ func newCommon(cm *costmodel.Model, cfg *Config) (common, error) {
 	if err := validateConfig(cm, cfg); err != nil {
 		return common{}, err
 	}
-	c := common{cm: cm, obj: cfg.Objective, pin: -1, pcg: newPCG(cfg.Seed)}
-	if cfg.Allowed != nil {
-		c.allowed = append([]bool(nil), cfg.Allowed...)
-	}
-	if cfg.Pin != nil {
-		c.pin, _ = cm.Index(*cfg.Pin)
-	}
+	c := common{cm: cm, pcg: newPCG(cfg.Seed)}
+	c.configure(cfg)
 	c.initRand()
 	return c, nil
+}
+
+// configure takes the objective, mask and pin of a validated cfg.
+func (c *common) configure(cfg *Config) {
+	c.obj = cfg.Objective
+	c.allowed = slices.Clone(cfg.Allowed)
+	c.pin = -1
+	if cfg.Pin != nil {
+		c.pin, _ = c.cm.Index(*cfg.Pin)
+	}
 }
 
 // initRand wires the random stream and caches the table eligibility; both

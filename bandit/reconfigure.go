@@ -3,7 +3,6 @@ package bandit
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/dynoml/dyno/costmodel"
 )
@@ -30,15 +29,7 @@ func (c *common) Reconfigure(cfg Config) error {
 	if err := validateConfig(c.cm, &cfg); err != nil {
 		return err
 	}
-	c.obj = cfg.Objective
-	c.allowed = nil
-	if cfg.Allowed != nil {
-		c.allowed = slices.Clone(cfg.Allowed)
-	}
-	c.pin = -1
-	if cfg.Pin != nil {
-		c.pin, _ = c.cm.Index(*cfg.Pin)
-	}
+	c.configure(&cfg)
 	c.initEligibility()
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"os"
 	"time"
 )
 
@@ -67,22 +66,3 @@ func ServerTLS(certFile, keyFile string) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}, nil
 }
 
-// ClientTLS trusts the PEM certificates in caFile (the controller's
-// self-signed certificate, or the CA that signed it); an empty caFile uses
-// the system roots.
-func ClientTLS(caFile, serverName string) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS13, ServerName: serverName}
-	if caFile == "" {
-		return cfg, nil
-	}
-	pemBytes, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemBytes) {
-		return nil, fmt.Errorf("%s: no PEM certificate", caFile)
-	}
-	cfg.RootCAs = pool
-	return cfg, nil
-}

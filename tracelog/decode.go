@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -16,13 +17,13 @@ import (
 // generated, encoding/json, goccy/go-json, sonic) spent 4 to 47 µs on a
 // record with a 127-arm distribution, nearly all of it converting the
 // distribution's numbers. This one walks the line once, converts numbers
-// with the exact fast path of probs.go, and leaves the rare hard cases
-// (escaped or invalid UTF-8 strings, numbers of many digits) to the
-// standard library, so it accepts and produces exactly what encoding/json
-// would: unknown fields are skipped, keys match case-insensitively (ASCII),
-// null leaves a field at its zero value, and a later duplicate wins. A test
-// checks it against encoding/json on every record it reads and on fuzzed
-// input.
+// exactly without strconv in nearly every case (number.go), and leaves the
+// rare hard cases (escaped or invalid UTF-8 strings, numbers it cannot
+// place) to the standard library, so it accepts and produces what encoding/json
+// would: unknown fields are skipped, keys match case-insensitively,
+// null leaves a field at its zero value, and a later duplicate wins.
+// TestDecodeMatchesEncodingJSON and FuzzDecode check it against
+// encoding/json.
 func decode(line []byte, r *Record, prev *repeats) error {
 	if prev == nil {
 		prev = &repeats{}
@@ -157,8 +158,7 @@ func newFields(names ...string) *fields {
 	return f
 }
 
-// index returns the field key names, exactly or else up to ASCII case, or
-// -1.
+// index returns the field key names, exactly or else up to case, or -1.
 func (f *fields) index(key []byte) int {
 	for k, n := range f.names {
 		if string(key) == n {
@@ -166,27 +166,11 @@ func (f *fields) index(key []byte) int {
 		}
 	}
 	for k, n := range f.names {
-		if equalFoldASCII(key, n) {
+		if strings.EqualFold(string(key), n) {
 			return k
 		}
 	}
 	return -1
-}
-
-func equalFoldASCII(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c, t := b[i], s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != t {
-			return false
-		}
-	}
-	return true
 }
 
 // noFields is the field list of an object whose fields are all skipped.

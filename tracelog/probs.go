@@ -38,7 +38,7 @@ func (p Probs) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON parses a JSON array of numbers, or null.
 func (p *Probs) UnmarshalJSON(b []byte) error {
-	d := lexer{b: b, prev: &repeats{}}
+	d := lexer{b: b}
 	if err := d.probs(p); err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -49,22 +48,12 @@ func readToken(path, what string) (string, error) {
 // dialOptions builds how to reach a server: TLS trusting ca, or plaintext.
 func dialOptions(token, ca string, insecure bool) (api.DialOptions, error) {
 	o := api.DialOptions{Token: token, Insecure: insecure}
-	if insecure {
-		return o, nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return o, err
+	if !insecure {
+		var err error
+		if o.TLS, err = api.ClientTLS(ca, ""); err != nil {
+			return o, fmt.Errorf("CA certificate: %w", err)
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return o, fmt.Errorf("%s: no PEM certificate in it", ca)
-		}
-		cfg.RootCAs = pool
 	}
-	o.TLS = cfg
 	return o, nil
 }
 

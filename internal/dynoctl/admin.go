@@ -2,8 +2,6 @@ package dynoctl
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,19 +86,9 @@ func (c *conn) dial() (*grpc.ClientConn, error) {
 	}
 	o := api.DialOptions{Token: tok, Insecure: c.insecure}
 	if !c.insecure {
-		cfg := &tls.Config{MinVersion: tls.VersionTLS13, ServerName: c.serverName}
-		if c.ca != "" {
-			pemBytes, err := os.ReadFile(c.ca)
-			if err != nil {
-				return nil, usageError{fmt.Errorf("--ca: %v", err)}
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pemBytes) {
-				return nil, usageError{fmt.Errorf("--ca: %s holds no PEM certificate", c.ca)}
-			}
-			cfg.RootCAs = pool
+		if o.TLS, err = api.ClientTLS(c.ca, c.serverName); err != nil {
+			return nil, usageError{fmt.Errorf("--ca: %v", err)}
 		}
-		o.TLS = cfg
 	}
 	cc, err := api.Dial(c.addr, o)
 	if err != nil {

@@ -205,6 +205,7 @@ func TestWholeLoop(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	offloadedAll := 0
 	for d, a := range agents {
 		if errs[d] != nil {
 			t.Fatalf("device %d: %v", d, errs[d])
@@ -225,6 +226,7 @@ func TestWholeLoop(t *testing.T) {
 			}
 			versions[r.Version] = true
 		}
+		offloadedAll += offloaded
 		t.Logf("device %d (slowdown %d): %d/%d correct, %d offloaded, %d policy versions used, key %s", d, 1+3*d, correct, requests, offloaded, len(versions), a.Key())
 		if correct < requests*9/10 {
 			t.Errorf("device %d: %d of %d correct: the split pipeline mangles the tensors", d, correct, requests)
@@ -232,6 +234,9 @@ func TestWholeLoop(t *testing.T) {
 		if len(versions) < 2 {
 			t.Errorf("device %d decided with one policy version only: the watcher never delivered a learned one", d)
 		}
+	}
+	if offloadedAll == 0 {
+		t.Error("no request was offloaded: the cloud half of the loop went untested")
 	}
 	// Every report is in the controller's log.
 	if st := status(t, ctx, ctl.Addr()); st.GetTraces() != 2*requests {
@@ -318,6 +323,7 @@ func TestRealNetwork(t *testing.T) {
 	}
 	const requests = 200
 	offloaded := 0
+	var rtt float64
 	err = a.Run(ctx, &device.MNIST{Set: f.test.Head(requests)}, requests, 10*time.Second, func(r device.Result) {
 		if r.Arm.Split < f.cm.Manifest.K() {
 			offloaded++
@@ -325,6 +331,7 @@ func TestRealNetwork(t *testing.T) {
 			if s.NetworkMs < 0 || s.RTTMs < 0 || s.CloudMs <= 0 || s.Bytes <= 0 {
 				t.Errorf("offloaded request with stages %+v", s)
 			}
+			rtt += s.RTTMs
 		}
 	})
 	if err != nil {
@@ -336,6 +343,8 @@ func TestRealNetwork(t *testing.T) {
 	t.Logf("%d of %d requests offloaded over loopback", offloaded, requests)
 	if offloaded == 0 {
 		t.Error("no request offloaded over a 100 Mbit/s, 1 ms link guess: the real-network path went untested")
+	} else if rtt <= 0 {
+		t.Error("offloaded requests carry no round trip: the pings measured nothing")
 	}
 }
 
