@@ -187,7 +187,7 @@ func ResNet50() *Arch {
 		{Kind: OpConv, Name: "conv1", OutC: 64, Kernel: 7, Stride: 2, Pad: 3, Group: 1, Act: ActReLU},
 		{Kind: OpMaxPool, Name: "pool1", Kernel: 3, Stride: 2, Pad: 1},
 	}})
-	in, prev := 64, "pool1"
+	prev := "pool1"
 	for stage, cfg := range []struct{ width, blocks, stride int }{{64, 3, 1}, {128, 4, 2}, {256, 6, 2}, {512, 3, 2}} {
 		for i := 0; i < cfg.blocks; i++ {
 			p := fmt.Sprintf("layer%d.%d", stage+1, i)
@@ -213,10 +213,9 @@ func ResNet50() *Arch {
 			// table; the zoo emits it as its own node.
 			ops[len(ops)-1].Act = ActReLU
 			a.Units = append(a.Units, Unit{Name: p, Ops: ops})
-			in, prev = out, p+".add"
+			prev = p + ".add"
 		}
 	}
-	_ = in
 	a.Units = append(a.Units, Unit{Name: "head", Ops: []Op{
 		{Kind: OpGAP, Name: "avgpool"},
 		{Kind: OpFC, Name: "fc", OutC: 1000},

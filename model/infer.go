@@ -17,13 +17,7 @@ type tinfo struct {
 	val   []int64 // nil unless a known integer constant
 }
 
-func (t *tinfo) elements() int64 {
-	n := int64(1)
-	for _, d := range t.shape {
-		n *= d
-	}
-	return n
-}
+func (t *tinfo) elements() int64 { return prod(t.shape) }
 
 // maxConstValues bounds the integer constants whose values are tracked.
 const maxConstValues = 64

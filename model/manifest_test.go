@@ -2,6 +2,7 @@ package model_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"math"
 	"strings"
@@ -88,7 +89,7 @@ func TestManifestRoundTripAndValidation(t *testing.T) {
 	good := buf.String()
 	cases := []struct{ name, from, to, want string }{
 		{"unknown bits", `"allowed_bits": [`, `"allowed_bits": [5, `, "allowed_bits[0]: unknown precision 5"},
-		{"no blocks", `"blocks": [`, `"blocks": [], "x": [`, `unknown field "x"`},
+		{"unknown field", `"blocks": [`, `"blocks": [], "x": [`, `unknown field "x"`},
 		{"bad dimension", `"shape": [`, `"shape": [0, `, "is not a positive dimension"},
 		{"negative flops", `"flops": 238436352`, `"flops": -1`, "blocks[0].flops: negative"},
 		{"wrong version", `"version": 1`, `"version": 9`, "version: got 9"},
@@ -107,5 +108,14 @@ func TestManifestRoundTripAndValidation(t *testing.T) {
 	}
 	if _, err := model.ReadManifest(strings.NewReader(good[:len(good)/2])); err == nil {
 		t.Fatal("truncated manifest accepted")
+	}
+	empty := *m
+	empty.Blocks = nil
+	doc, err := json.Marshal(&empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := model.ReadManifest(bytes.NewReader(doc)); !errors.Is(err, model.ErrInvalidManifest) || !strings.Contains(err.Error(), "blocks: empty") {
+		t.Fatalf("no blocks: err %v, want ErrInvalidManifest saying blocks: empty", err)
 	}
 }

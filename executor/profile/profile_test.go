@@ -3,6 +3,7 @@ package profile_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"log/slog"
 	"math"
@@ -91,18 +92,20 @@ func TestProfile(t *testing.T) {
 func TestProfileConfigErrors(t *testing.T) {
 	dir := tinyDir(t)
 	for _, tc := range []struct {
-		name string
-		cfg  profile.Config
+		name   string
+		cfg    profile.Config
+		config bool // refused as a configuration (ErrConfig), before any file is read
 	}{
-		{"no model", profile.Config{}},
-		{"bad role", profile.Config{Model: dir, Role: "edge"}},
-		{"negative runs", profile.Config{Model: dir, Runs: -1}},
-		{"pack bits", profile.Config{Model: dir, PackBits: 5}},
-		{"missing model", profile.Config{Model: filepath.Join(dir, "nope")}},
+		{"no model", profile.Config{}, true},
+		{"bad role", profile.Config{Model: dir, Role: "edge"}, true},
+		{"negative runs", profile.Config{Model: dir, Runs: -1}, true},
+		{"pack bits", profile.Config{Model: dir, PackBits: 5}, true},
+		{"missing model", profile.Config{Model: filepath.Join(dir, "nope")}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := profile.Profile(context.Background(), tc.cfg, quiet()); err == nil {
-				t.Fatal("no error")
+			_, err := profile.Profile(context.Background(), tc.cfg, quiet())
+			if err == nil || errors.Is(err, profile.ErrConfig) != tc.config {
+				t.Fatalf("err %v; want an error, ErrConfig %v", err, tc.config)
 			}
 		})
 	}
@@ -169,8 +172,8 @@ func TestCalibrateFileInputs(t *testing.T) {
 		{"no model", profile.CalibrateConfig{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := profile.Calibrate(context.Background(), tc.cfg, quiet()); err == nil {
-				t.Fatal("no error")
+			if _, err := profile.Calibrate(context.Background(), tc.cfg, quiet()); !errors.Is(err, profile.ErrConfig) {
+				t.Fatalf("err %v, want ErrConfig", err)
 			}
 		})
 	}

@@ -155,15 +155,25 @@ func TestONNXExport(t *testing.T) {
 	}
 }
 
-// The Go forward pass agrees with the per-sample semantics: predictions do
-// not depend on how images are batched.
+// The Go forward pass agrees with the per-sample semantics: an image's
+// logits, and so its prediction, do not depend on how images are batched.
+// (Logits, not only predictions: an untrained net can predict one digit
+// for every image, which a pass that mixed up the batch would match.)
 func TestPredictIsBatchIndependent(t *testing.T) {
 	n := newNet(rand.New(rand.NewPCG(2, 2)))
 	s := randomSet(7, 4)
+	batch := newWork(s.Count())
+	n.forward(batch, s.Images)
 	all := n.Predict(s)
+	one := newWork(1)
 	for i := 0; i < s.Count(); i++ {
-		one := &Set{Images: s.Image(i), Labels: s.Labels[i : i+1]}
-		if p := n.Predict(one); p[0] != all[i] {
+		n.forward(one, s.Image(i))
+		for j, v := range one.logits {
+			if u := batch.logits[i*labels+j]; math.Abs(float64(v-u)) > 1e-5*max(1, math.Abs(float64(u))) {
+				t.Fatalf("image %d, logit %d: alone %g, in a batch %g", i, j, v, u)
+			}
+		}
+		if p := n.Predict(&Set{Images: s.Image(i), Labels: s.Labels[i : i+1]}); p[0] != all[i] {
 			t.Fatalf("image %d: alone %d, in a batch %d", i, p[0], all[i])
 		}
 	}
