@@ -27,12 +27,6 @@ func (p *CloudOnly) Choose(cond costmodel.Conditions, d *Decision) error {
 	return p.chooseBest(cond, d, 0)
 }
 
-// Learn implements Learner.
-func (p *CloudOnly) Learn(r *Report) error {
-	_, err := p.learnCommon(r)
-	return err
-}
-
 // MarshalBinary implements encoding.BinaryMarshaler.
 func (p *CloudOnly) MarshalBinary() ([]byte, error) { return p.header(NameCloud).b, nil }
 

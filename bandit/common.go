@@ -162,6 +162,13 @@ func (c *common) armIndex(r *Report) (int, error) {
 	return i, nil
 }
 
+// Learn implements Learner for the policies that learn nothing (static,
+// device, cloud, Neurosurgeon): the report is validated and counted.
+func (c *common) Learn(r *Report) error {
+	_, err := c.learnCommon(r)
+	return err
+}
+
 // learnCommon validates a report and bumps the version; every policy's
 // Learn starts with it.
 func (c *common) learnCommon(r *Report) (int, error) {

@@ -42,12 +42,6 @@ func (p *DeviceOnly) Choose(cond costmodel.Conditions, d *Decision) error {
 	return nil
 }
 
-// Learn implements Learner.
-func (p *DeviceOnly) Learn(r *Report) error {
-	_, err := p.learnCommon(r)
-	return err
-}
-
 // MarshalBinary implements encoding.BinaryMarshaler.
 func (p *DeviceOnly) MarshalBinary() ([]byte, error) { return p.header(NameDevice).b, nil }
 

@@ -185,12 +185,6 @@ func (p *Neurosurgeon) Choose(cond costmodel.Conditions, d *Decision) error {
 	return nil
 }
 
-// Learn implements Learner: Neurosurgeon does not learn online.
-func (p *Neurosurgeon) Learn(r *Report) error {
-	_, err := p.learnCommon(r)
-	return err
-}
-
 // MarshalBinary implements encoding.BinaryMarshaler.
 func (p *Neurosurgeon) MarshalBinary() ([]byte, error) {
 	e := p.header(NameNeurosurgeon)

@@ -50,13 +50,6 @@ func (p *common) chooseBest(cond costmodel.Conditions, d *Decision, split int) e
 	return nil
 }
 
-// Learn implements Learner: the report is validated and counted, nothing is
-// learned.
-func (p *Static) Learn(r *Report) error {
-	_, err := p.learnCommon(r)
-	return err
-}
-
 // MarshalBinary implements encoding.BinaryMarshaler.
 func (p *Static) MarshalBinary() ([]byte, error) { return p.header(NameStatic).b, nil }
 

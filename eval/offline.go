@@ -43,7 +43,7 @@ type Offline struct {
 	reward  *bandit.Dyno
 	rng     *rand.Rand
 	boot    []float64
-	dec     bandit.Decision
+	decs    []bandit.Decision // per target, for the record being added
 	model   []float64
 	sample  Sample
 	report  bandit.Report
@@ -88,6 +88,7 @@ func NewOffline(cm *costmodel.Model, targets []Target, opt OfflineOptions) (*Off
 		}
 		o.accs = append(o.accs, acc)
 		o.targetArms = append(o.targetArms, make([]float64, arms))
+		o.decs = append(o.decs, bandit.Decision{})
 		if t.Policy == nil {
 			return nil, fmt.Errorf("eval: target %q has no policy", t.Name)
 		}
@@ -115,27 +116,33 @@ func (o *Offline) Add(rec *tracelog.Record) error {
 	}
 	stages := rec.Observed.Stages(rec.Arm)
 	cost := o.opt.Objective.Cost(stages)
+	for t, target := range o.targets {
+		if err := target.Policy.Choose(rec.Conditions, &o.decs[t]); err != nil {
+			return fmt.Errorf("eval: record %s: target %s: %w", rec.ID, target.Name, err)
+		}
+	}
 	if o.reward != nil {
+		// The estimators read the model's cost of the logged arm and of
+		// the arms a target may choose; only those are predicted.
 		for i := range o.model {
-			_, c, _ := o.reward.Predict(rec.Conditions, i)
-			o.model[i] = c
+			if i == rec.ArmIndex || o.anyTarget(i) {
+				_, o.model[i], _ = o.reward.Predict(rec.Conditions, i)
+			}
 		}
 	}
 	if len(o.boot) > 0 {
 		BootstrapWeights(o.rng, o.boot)
 	}
-	for t, target := range o.targets {
-		if err := target.Policy.Choose(rec.Conditions, &o.dec); err != nil {
-			return fmt.Errorf("eval: record %s: target %s: %w", rec.ID, target.Name, err)
-		}
-		o.sample = Sample{Arm: rec.ArmIndex, Propensity: rec.Propensity, Cost: cost, Target: o.dec.Probs}
+	for t := range o.targets {
+		probs := o.decs[t].Probs
+		o.sample = Sample{Arm: rec.ArmIndex, Propensity: rec.Propensity, Cost: cost, Target: probs}
 		if o.reward != nil {
 			o.sample.Model = o.model
 		}
 		if err := o.accs[t].Add(&o.sample, o.boot); err != nil {
 			return fmt.Errorf("eval: record %s: %w", rec.ID, err)
 		}
-		for i, p := range o.dec.Probs {
+		for i, p := range probs {
 			o.targetArms[t][i] += p
 		}
 	}
@@ -153,6 +160,16 @@ func (o *Offline) Add(rec *tracelog.Record) error {
 	o.curve.add(cost)
 	o.n++
 	return nil
+}
+
+// anyTarget reports whether some target gives arm i a probability.
+func (o *Offline) anyTarget(i int) bool {
+	for t := range o.decs {
+		if o.decs[t].Probs[i] != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Records is the number of records added.

@@ -1,9 +1,7 @@
 package eval
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"sort"
 	"strconv"
@@ -47,10 +45,7 @@ func (s *Scenario) Build() (*World, error) {
 		p := s.resolve(s.Model.Manifest)
 		m, err := model.LoadManifest(p)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, s.openErr("model.manifest", p, err)
-			}
-			return nil, s.bad("model.manifest", "%v", err)
+			return nil, s.openErr("model.manifest", p, err)
 		}
 		w.Manifest = m
 		w.Layers = make([][]bandit.LayerStats, m.K())
@@ -122,10 +117,7 @@ func (s *Scenario) Build() (*World, error) {
 	}
 	p := s.resolve(s.Link.Trace)
 	if w.Trace, err = LoadTrace(p); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, s.openErr("link.trace", p, err)
-		}
-		return nil, s.bad("link.trace", "%v", err)
+		return nil, s.openErr("link.trace", p, err)
 	}
 	return w, nil
 }
@@ -182,10 +174,7 @@ func (s *Scenario) profile(field string, spec ProfileSpec, role costmodel.Role, 
 		p := s.resolve(spec.File)
 		prof, err := costmodel.LoadProfile(p)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, s.openErr(field+".file", p, err)
-			}
-			return nil, s.bad(field+".file", "%v", err)
+			return nil, s.openErr(field+".file", p, err)
 		}
 		if prof.Role != role {
 			return nil, s.bad(field+".file", "%s is a %s profile, a %s profile is needed", p, prof.Role, role)
@@ -244,10 +233,7 @@ func (s *Scenario) accuracy(w *World) (*costmodel.AccuracyTable, error) {
 		p := s.resolve(s.Accuracy.File)
 		t, err := costmodel.LoadAccuracyTable(p)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, s.openErr("accuracy.file", p, err)
-			}
-			return nil, s.bad("accuracy.file", "%v", err)
+			return nil, s.openErr("accuracy.file", p, err)
 		}
 		return t, nil
 	}
@@ -301,10 +287,7 @@ func (s *Scenario) trueAccuracy(cal *costmodel.AccuracyTable, k int) (*costmodel
 		p := s.resolve(a.File)
 		t, err := costmodel.LoadAccuracyTable(p)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, s.openErr("truth.accuracy.file", p, err)
-			}
-			return nil, s.bad("truth.accuracy.file", "%v", err)
+			return nil, s.openErr("truth.accuracy.file", p, err)
 		}
 		return t, nil
 	}
