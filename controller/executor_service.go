@@ -167,14 +167,16 @@ func (s *executorService) report(stream api.Executor_ReportServer) error {
 		} else if b.ExecutorId != "" && b.ExecutorId != execID {
 			return finish(badField(fmt.Sprintf("batch %d: executor_id", b.BatchId), "%q, but this stream reports for %q", b.ExecutorId, execID))
 		}
-		if err := s.pace(ctx, x, len(b.Reports)); err != nil {
-			srv.rejected.Add(uint64(len(b.Reports)))
-			return finish(err)
-		}
+		// Validate first: a batch that breaks the limits or the schema is
+		// refused as such, whatever the executor's rate budget.
 		items, err := validateBatch(srv.reg, execID, execKey, b, time.Now(), srv.cfg.MaxBatchReports)
 		if err != nil {
 			srv.rejected.Add(uint64(len(b.Reports)))
 			srv.log.Warn("batch rejected", "executor", execID, "err", err)
+			return finish(err)
+		}
+		if err := s.pace(ctx, x, len(b.Reports)); err != nil {
+			srv.rejected.Add(uint64(len(b.Reports)))
 			return finish(err)
 		}
 		rr := &reportsReq{exec: execID, items: items, done: make(chan struct{})}

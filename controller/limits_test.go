@@ -80,8 +80,8 @@ func TestPerExecutorLimits(t *testing.T) {
 	}
 	// A batch over the count limit.
 	_, err = reportOnce(t, ex, &api.ReportBatch{ExecutorId: "ex-1", Reports: g.Batch(151, 301)})
-	if status.Code(err) != codes.InvalidArgument && status.Code(err) != codes.ResourceExhausted {
-		t.Fatalf("over the batch limit: %v", err)
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("over the batch limit: %v, want InvalidArgument", err)
 	}
 	// A message over the size limit.
 	big := g.Batch(151, 10)

@@ -271,11 +271,13 @@ func (s *Server) replayInto(p bandit.Policy, key string, after, through uint64, 
 		if rng.Count > 0 && through > after && int(through-after) > limit {
 			from = through - uint64(limit) + 1
 			// Traces of other keys are interleaved: go further back until
-			// limit traces of this key are found (bounded by after).
+			// limit traces of this key are found (bounded by after),
+			// counting each stretch once: [from, end) is the one not yet
+			// counted.
+			end := through + 1
 			for found := 0; ; {
-				found = 0
 				_ = tx.ForEachTrace(from, func(t store.Trace) (bool, error) {
-					if t.Seq > through {
+					if t.Seq >= end {
 						return false, nil
 					}
 					if t.Key == key {
@@ -286,6 +288,7 @@ func (s *Server) replayInto(p bandit.Policy, key string, after, through uint64, 
 				if found >= limit || from <= after+1 {
 					break
 				}
+				end = from
 				step := uint64(limit - found)
 				if from-after-1 < step {
 					from = after + 1

@@ -200,18 +200,11 @@ func printPlan(w io.Writer, cm *costmodel.Model, r planResult, top int) {
 	}
 	tw.Flush()
 	if excluded > 0 {
-		reasons := map[string]int{}
+		fmt.Fprintf(w, "%d arms excluded", excluded)
 		for _, a := range r.Choice.Ranked {
 			if a.Excluded != "" {
-				reasons[a.Excluded]++
-			}
-		}
-		fmt.Fprintf(w, "%d arms excluded", excluded)
-		first := true
-		for _, a := range r.Choice.Ranked {
-			if a.Excluded != "" && first {
 				fmt.Fprintf(w, ", e.g. split %d at %d bits: %s", a.Arm.Split, a.Arm.Bits, a.Excluded)
-				first = false
+				break
 			}
 		}
 		fmt.Fprintln(w)
