@@ -147,7 +147,6 @@ func (p *Neurosurgeon) Choose(cond costmodel.Conditions, d *Decision) error {
 		p.certain(d, p.pin)
 		return nil
 	}
-	ds, cs := orOne(cond.DeviceSlowdown), orOne(cond.CloudSlowdown)
 	var devMs, cloudMs float64
 	for _, t := range p.cloud {
 		cloudMs += t
@@ -162,18 +161,13 @@ func (p *Neurosurgeon) Choose(cond costmodel.Conditions, d *Decision) error {
 		if i < 0 || !p.tableEligible(i) {
 			continue
 		}
-		b := &bases[i]
-		st := costmodel.Stages{Arm: b.Arm, DeviceMs: devMs * ds}
+		// The arm with the regressed block times in place of the profile's.
+		b := bases[i]
+		b.DeviceMs, b.CloudMs = devMs, 0
 		if b.Sends() {
-			st.PackMs = b.PackMs * ds
-			st.Bytes = b.Bytes
-			st.NetworkMs = costmodel.TransferMs(b.Bytes, cond.BandwidthMbps)
-			st.RTTMs = cond.RTTMs
-			st.CloudQueueMs = cond.CloudQueueMs
-			st.CloudMs = math.Max(cloudMs, 0) * cs
-			st.UnpackMs = b.UnpackMs * cs
+			b.CloudMs = math.Max(cloudMs, 0)
 		}
-		c := p.obj.Cost(st)
+		c := p.obj.PredictCost(&b, &cond)
 		if best < 0 || c < bestCost {
 			best, bestCost = i, c
 		}

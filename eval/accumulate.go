@@ -156,6 +156,9 @@ type Accumulator struct {
 	// and whether the logger ever chose it.
 	targetMass []float64
 	logged     []bool
+	// needsModel is the first estimator that needs the reward model, ""
+	// when none does.
+	needsModel Estimator
 }
 
 // NewAccumulator prepares the estimators for a problem of the given number
@@ -178,19 +181,15 @@ func NewAccumulator(arms int, estimators []Estimator, opt EstimateOptions) (*Acc
 		}
 		a.sums[i].bootNum = make([]float64, opt.replicates())
 		a.sums[i].bootDen = make([]float64, opt.replicates())
+		if e.NeedsModel() && a.needsModel == "" {
+			a.needsModel = e
+		}
 	}
 	return a, nil
 }
 
 // NeedsModel reports whether any estimator needs Sample.Model.
-func (a *Accumulator) NeedsModel() bool {
-	for _, e := range a.estimators {
-		if e.NeedsModel() {
-			return true
-		}
-	}
-	return false
-}
+func (a *Accumulator) NeedsModel() bool { return a.needsModel != "" }
 
 // poisson16 holds the CDF of Poisson(1) at 0, 1, 2, ... in units of 2^-16,
 // rounded, up to the first that reaches 2^16 (at k = 8).
@@ -244,12 +243,8 @@ func (a *Accumulator) Add(s *Sample, boot []float64) error {
 	if err := s.Validate(len(a.logged)); err != nil {
 		return err
 	}
-	if a.NeedsModel() && s.Model == nil {
-		for _, e := range a.estimators {
-			if e.NeedsModel() {
-				return fmt.Errorf("eval: %s needs a reward model", e)
-			}
-		}
+	if a.needsModel != "" && s.Model == nil {
+		return fmt.Errorf("eval: %s needs a reward model", a.needsModel)
 	}
 	if boot == nil && a.opt.replicates() > 0 {
 		boot = make([]float64, a.opt.replicates())
@@ -265,6 +260,10 @@ func (a *Accumulator) Add(s *Sample, boot []float64) error {
 	a.logged[s.Arm] = true
 	for i, p := range s.Target {
 		a.targetMass[i] += p
+	}
+	var direct float64 // the reward model's cost of the target, when an estimator uses it
+	if a.needsModel != "" {
+		direct = s.direct()
 	}
 	for i, e := range a.estimators {
 		var num, den float64 = 0, 1
@@ -282,11 +281,11 @@ func (a *Accumulator) Add(s *Sample, boot []float64) error {
 				num, den = s.Cost, 1
 			}
 		case DM:
-			num = s.direct()
+			num = direct
 		case DR:
-			num = s.direct() + w*(s.Cost-s.Model[s.Arm])
+			num = direct + w*(s.Cost-s.Model[s.Arm])
 		case SwitchDR:
-			num = s.direct()
+			num = direct
 			if w <= a.opt.Tau {
 				num += w * (s.Cost - s.Model[s.Arm])
 			}

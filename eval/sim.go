@@ -158,7 +158,6 @@ func (w *World) runSeed(names []string, seedIndex, n int, tune *Tuning, emit emi
 	for i := range trueOK {
 		trueOK[i], _ = w.True.Eligible(i, obj, nil)
 	}
-	trueStages := make([]costmodel.Stages, nArms)
 	trueCost := make([]float64, nArms)
 	run := &seedRun{oracle: make([]float64, n), policies: pols}
 	lognormal := func(sigma float64) float64 {
@@ -195,8 +194,7 @@ func (w *World) runSeed(names []string, seedIndex, n int, tune *Tuning, emit emi
 		truth := costmodel.Conditions{BandwidthMbps: delivered, RTTMs: rtt, CloudQueueMs: f.queueMs, CloudSlowdown: f.cloud, DeviceSlowdown: f.device}
 		oracle := math.Inf(1)
 		for a := range bases {
-			trueStages[a] = bases[a].Predict(truth)
-			trueCost[a] = obj.Cost(trueStages[a])
+			trueCost[a] = obj.PredictCost(&bases[a], &truth)
 			if trueOK[a] && trueCost[a] < oracle {
 				oracle = trueCost[a]
 			}
@@ -218,7 +216,7 @@ func (w *World) runSeed(names []string, seedIndex, n int, tune *Tuning, emit emi
 			} else {
 				a, prob, version = pr.dec.Index, pr.dec.Prob, pr.dec.Version
 			}
-			st := trueStages[a]
+			st := bases[a].Predict(truth)
 			obs := costmodel.Stages{Arm: st.Arm, DeviceMs: st.DeviceMs * nD, PackMs: st.PackMs * nD, Bytes: st.Bytes}
 			if bases[a].Sends() {
 				obs.NetworkMs = st.NetworkMs * nN
