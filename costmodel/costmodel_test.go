@@ -141,24 +141,8 @@ func exampleModels(t *testing.T) map[string]*costmodel.Model {
 	out := map[string]*costmodel.Model{}
 	for _, name := range []string{"resnet50", "mobilenetv2"} {
 		dir := filepath.Join("..", "examples", name)
-		m, err := model.LoadManifest(filepath.Join(dir, "model.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		acc, err := costmodel.LoadAccuracyTable(filepath.Join(dir, "accuracy.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cloud, err := costmodel.LoadProfile(filepath.Join(dir, "profiles", "cloud-t4.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
 		for _, class := range []string{"jetson-xavier-nx", "phone-high", "phone-low"} {
-			dev, err := costmodel.LoadProfile(filepath.Join(dir, "profiles", class+".json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			cm, err := costmodel.New(m, dev, cloud, acc)
+			cm, err := costmodel.LoadDir(dir, class, "cloud-t4")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -182,19 +182,26 @@ func TransferMs(bytes, mbps float64) float64 {
 // examples/ lay it out: model.json, accuracy.json and
 // profiles/<class>.json for the device class and the cloud class.
 func LoadDir(dir, deviceClass, cloudClass string) (*Model, error) {
-	m, err := model.LoadManifest(filepath.Join(dir, "model.json"))
+	return LoadFiles(filepath.Join(dir, "model.json"), filepath.Join(dir, "accuracy.json"),
+		filepath.Join(dir, "profiles", deviceClass+".json"), filepath.Join(dir, "profiles", cloudClass+".json"))
+}
+
+// LoadFiles builds a cost model from its four files: the manifest, the
+// accuracy table, the device profile and the cloud profile.
+func LoadFiles(manifest, accuracy, deviceProfile, cloudProfile string) (*Model, error) {
+	m, err := model.LoadManifest(manifest)
 	if err != nil {
 		return nil, err
 	}
-	acc, err := LoadAccuracyTable(filepath.Join(dir, "accuracy.json"))
+	acc, err := LoadAccuracyTable(accuracy)
 	if err != nil {
 		return nil, err
 	}
-	dev, err := LoadProfile(filepath.Join(dir, "profiles", deviceClass+".json"))
+	dev, err := LoadProfile(deviceProfile)
 	if err != nil {
 		return nil, err
 	}
-	cl, err := LoadProfile(filepath.Join(dir, "profiles", cloudClass+".json"))
+	cl, err := LoadProfile(cloudProfile)
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dynoml/dyno/costmodel"
-	"github.com/dynoml/dyno/model"
 )
 
 type planFlags struct {
@@ -85,23 +84,7 @@ func loadCostModel(dir, manifest, accuracy, devProfile, cloudProfile, device, cl
 	if err != nil {
 		return nil, err
 	}
-	m, err := model.LoadManifest(mp)
-	if err != nil {
-		return nil, badInput(err)
-	}
-	acc, err := costmodel.LoadAccuracyTable(ap)
-	if err != nil {
-		return nil, badInput(err)
-	}
-	dev, err := costmodel.LoadProfile(dp)
-	if err != nil {
-		return nil, badInput(err)
-	}
-	cl, err := costmodel.LoadProfile(cp)
-	if err != nil {
-		return nil, badInput(err)
-	}
-	cm, err := costmodel.New(m, dev, cl, acc)
+	cm, err := costmodel.LoadFiles(mp, ap, dp, cp)
 	return cm, badInput(err)
 }
 
