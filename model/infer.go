@@ -109,37 +109,44 @@ func (c *nodeCtx) axes(i int) ([]int64, error) {
 	return c.attrInts("axes"), nil
 }
 
-var inferers map[string]inferFunc
+// inferer infers one operator; the node's first inputs inputs must be
+// present (inferNode checks them, so the function can read c.in).
+type inferer struct {
+	fn     inferFunc
+	inputs int
+}
+
+var inferers map[string]inferer
 
 func init() {
-	inferers = map[string]inferFunc{
-		"Conv":               inferConv,
-		"MaxPool":            inferPool,
-		"AveragePool":        inferPool,
-		"GlobalAveragePool":  inferGlobalPool,
-		"GlobalMaxPool":      inferGlobalPool,
-		"BatchNormalization": inferBatchNorm,
-		"Add":                inferBinary,
-		"Sub":                inferBinary,
-		"Mul":                inferBinary,
-		"Div":                inferBinary,
-		"Flatten":            inferFlatten,
-		"Gemm":               inferGemm,
-		"MatMul":             inferMatMul,
-		"Reshape":            inferReshape,
-		"Concat":             inferConcat,
-		"Transpose":          inferTranspose,
-		"ReduceMean":         inferReduceMean,
-		"Shape":              inferShape,
-		"Gather":             inferGather,
-		"Unsqueeze":          inferUnsqueeze,
-		"Squeeze":            inferSqueeze,
-		"Cast":               inferCast,
-		"Constant":           inferConstant,
-		"Dropout":            inferDropout,
+	inferers = map[string]inferer{
+		"Conv":               {inferConv, 2},
+		"MaxPool":            {inferPool, 1},
+		"AveragePool":        {inferPool, 1},
+		"GlobalAveragePool":  {inferGlobalPool, 1},
+		"GlobalMaxPool":      {inferGlobalPool, 1},
+		"BatchNormalization": {inferBatchNorm, 5},
+		"Add":                {inferBinary, 2},
+		"Sub":                {inferBinary, 2},
+		"Mul":                {inferBinary, 2},
+		"Div":                {inferBinary, 2},
+		"Flatten":            {inferFlatten, 1},
+		"Gemm":               {inferGemm, 2},
+		"MatMul":             {inferMatMul, 2},
+		"Reshape":            {inferReshape, 1},
+		"Concat":             {inferConcat, 1},
+		"Transpose":          {inferTranspose, 1},
+		"ReduceMean":         {inferReduceMean, 1},
+		"Shape":              {inferShape, 1},
+		"Gather":             {inferGather, 2},
+		"Unsqueeze":          {inferUnsqueeze, 1},
+		"Squeeze":            {inferSqueeze, 1},
+		"Cast":               {inferCast, 1},
+		"Constant":           {inferConstant, 0},
+		"Dropout":            {inferDropout, 1},
 	}
 	for _, op := range elementwiseOps {
-		inferers[op] = inferUnary
+		inferers[op] = inferer{inferUnary, 1}
 	}
 }
 
@@ -166,12 +173,17 @@ func SupportedOps() []string {
 }
 
 func inferNode(n *onnxpb.NodeProto, in []*tinfo, opset int64) ([]*tinfo, int64, error) {
-	f, ok := inferers[n.GetOpType()]
+	inf, ok := inferers[n.GetOpType()]
 	if !ok {
 		return nil, 0, fmt.Errorf("%w: %s: operator %s has no shape inference in dyno (supported: %s)", ErrUnsupported, nodeLabel(n), n.GetOpType(), strings.Join(SupportedOps(), ", "))
 	}
 	c := &nodeCtx{n: n, in: in, opset: opset}
-	outs, flops, err := f(c)
+	for i := range inf.inputs {
+		if _, err := c.input(i); err != nil {
+			return nil, 0, err
+		}
+	}
+	outs, flops, err := inf.fn(c)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -186,26 +198,17 @@ func inferNode(n *onnxpb.NodeProto, in []*tinfo, opset int64) ([]*tinfo, int64, 
 }
 
 func inferUnary(c *nodeCtx) ([]*tinfo, int64, error) {
-	x, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
+	x := c.in[0]
 	return []*tinfo{{dtype: x.dtype, shape: x.shape}}, 0, nil
 }
 
 func inferDropout(c *nodeCtx) ([]*tinfo, int64, error) {
-	x, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
+	x := c.in[0]
 	return []*tinfo{{dtype: x.dtype, shape: x.shape}, {dtype: int32(onnxpb.TensorProto_BOOL), shape: x.shape}}, 0, nil
 }
 
 func inferBatchNorm(c *nodeCtx) ([]*tinfo, int64, error) {
-	x, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
+	x := c.in[0]
 	if len(c.n.GetOutput()) > 1 || c.attrInt("training_mode", 0) != 0 {
 		return nil, 0, c.errorf("training-mode batch normalisation (running statistics as outputs); export the model in eval mode")
 	}
@@ -213,10 +216,7 @@ func inferBatchNorm(c *nodeCtx) ([]*tinfo, int64, error) {
 		return nil, 0, c.errorf("input rank %d is below 2", len(x.shape))
 	}
 	for i := 1; i <= 4; i++ {
-		p, err := c.input(i)
-		if err != nil {
-			return nil, 0, err
-		}
+		p := c.in[i]
 		if p.elements() != x.shape[1] {
 			return nil, 0, c.errorf("input %d has %d elements, the input has %d channels", i, p.elements(), x.shape[1])
 		}
@@ -298,14 +298,8 @@ func prod(d []int64) int64 {
 }
 
 func inferConv(c *nodeCtx) ([]*tinfo, int64, error) {
-	x, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
-	w, err := c.input(1)
-	if err != nil {
-		return nil, 0, err
-	}
+	x := c.in[0]
+	w := c.in[1]
 	if len(x.shape) < 3 || len(w.shape) != len(x.shape) {
 		return nil, 0, c.errorf("input shape %v and weight shape %v do not make a convolution", x.shape, w.shape)
 	}
@@ -337,10 +331,7 @@ func inferConv(c *nodeCtx) ([]*tinfo, int64, error) {
 }
 
 func inferPool(c *nodeCtx) ([]*tinfo, int64, error) {
-	x, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
+	x := c.in[0]
 	kernel := c.attrInts("kernel_shape")
 	if len(kernel) == 0 || len(x.shape) != len(kernel)+2 {
 		return nil, 0, c.errorf("kernel_shape %v does not fit input shape %v", kernel, x.shape)
@@ -359,10 +350,7 @@ func inferPool(c *nodeCtx) ([]*tinfo, int64, error) {
 }
 
 func inferGlobalPool(c *nodeCtx) ([]*tinfo, int64, error) {
-	x, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
+	x := c.in[0]
 	if len(x.shape) < 3 {
 		return nil, 0, c.errorf("input rank %d is below 3", len(x.shape))
 	}
@@ -398,14 +386,8 @@ func broadcast(a, b []int64) ([]int64, bool) {
 }
 
 func inferBinary(c *nodeCtx) ([]*tinfo, int64, error) {
-	a, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
-	b, err := c.input(1)
-	if err != nil {
-		return nil, 0, err
-	}
+	a := c.in[0]
+	b := c.in[1]
 	out, ok := broadcast(a.shape, b.shape)
 	if !ok {
 		return nil, 0, c.errorf("shapes %v and %v do not broadcast", a.shape, b.shape)
@@ -448,10 +430,7 @@ func normAxis(c *nodeCtx, axis int64, rank int, inclusive bool) (int, error) {
 }
 
 func inferFlatten(c *nodeCtx) ([]*tinfo, int64, error) {
-	x, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
+	x := c.in[0]
 	axis, err := normAxis(c, c.attrInt("axis", 1), len(x.shape), true)
 	if err != nil {
 		return nil, 0, err
@@ -460,14 +439,8 @@ func inferFlatten(c *nodeCtx) ([]*tinfo, int64, error) {
 }
 
 func inferGemm(c *nodeCtx) ([]*tinfo, int64, error) {
-	a, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
-	b, err := c.input(1)
-	if err != nil {
-		return nil, 0, err
-	}
+	a := c.in[0]
+	b := c.in[1]
 	if len(a.shape) != 2 || len(b.shape) != 2 {
 		return nil, 0, c.errorf("Gemm needs 2-D inputs, got %v and %v", a.shape, b.shape)
 	}
@@ -493,14 +466,8 @@ func inferGemm(c *nodeCtx) ([]*tinfo, int64, error) {
 }
 
 func inferMatMul(c *nodeCtx) ([]*tinfo, int64, error) {
-	a, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
-	b, err := c.input(1)
-	if err != nil {
-		return nil, 0, err
-	}
+	a := c.in[0]
+	b := c.in[1]
 	if len(a.shape) == 0 || len(b.shape) == 0 {
 		return nil, 0, c.errorf("MatMul of a scalar")
 	}
@@ -531,10 +498,7 @@ func inferMatMul(c *nodeCtx) ([]*tinfo, int64, error) {
 }
 
 func inferReshape(c *nodeCtx) ([]*tinfo, int64, error) {
-	x, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
+	x := c.in[0]
 	var target []int64
 	if c.opset < 5 {
 		target = c.attrInts("shape")
@@ -584,10 +548,7 @@ func inferReshape(c *nodeCtx) ([]*tinfo, int64, error) {
 }
 
 func inferConcat(c *nodeCtx) ([]*tinfo, int64, error) {
-	first, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
+	first := c.in[0]
 	axis, err := normAxis(c, c.attrInt("axis", 0), len(first.shape), false)
 	if err != nil {
 		return nil, 0, err
@@ -623,10 +584,7 @@ func inferConcat(c *nodeCtx) ([]*tinfo, int64, error) {
 }
 
 func inferTranspose(c *nodeCtx) ([]*tinfo, int64, error) {
-	x, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
+	x := c.in[0]
 	perm := c.attrInts("perm")
 	if perm == nil {
 		for i := len(x.shape) - 1; i >= 0; i-- {
@@ -649,10 +607,7 @@ func inferTranspose(c *nodeCtx) ([]*tinfo, int64, error) {
 }
 
 func inferReduceMean(c *nodeCtx) ([]*tinfo, int64, error) {
-	x, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
+	x := c.in[0]
 	axes, err := c.axes(1)
 	if err != nil {
 		return nil, 0, err
@@ -690,10 +645,7 @@ func inferReduceMean(c *nodeCtx) ([]*tinfo, int64, error) {
 }
 
 func inferShape(c *nodeCtx) ([]*tinfo, int64, error) {
-	x, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
+	x := c.in[0]
 	r := int64(len(x.shape))
 	start, end := c.attrInt("start", 0), c.attrInt("end", r)
 	clamp := func(v int64) int64 {
@@ -711,14 +663,8 @@ func inferShape(c *nodeCtx) ([]*tinfo, int64, error) {
 }
 
 func inferGather(c *nodeCtx) ([]*tinfo, int64, error) {
-	x, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
-	idx, err := c.input(1)
-	if err != nil {
-		return nil, 0, err
-	}
+	x := c.in[0]
+	idx := c.in[1]
 	axis, err := normAxis(c, c.attrInt("axis", 0), len(x.shape), false)
 	if err != nil {
 		return nil, 0, err
@@ -740,10 +686,7 @@ func inferGather(c *nodeCtx) ([]*tinfo, int64, error) {
 }
 
 func inferUnsqueeze(c *nodeCtx) ([]*tinfo, int64, error) {
-	x, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
+	x := c.in[0]
 	axes, err := c.axes(1)
 	if err != nil {
 		return nil, 0, err
@@ -774,10 +717,7 @@ func inferUnsqueeze(c *nodeCtx) ([]*tinfo, int64, error) {
 }
 
 func inferSqueeze(c *nodeCtx) ([]*tinfo, int64, error) {
-	x, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
+	x := c.in[0]
 	axes, err := c.axes(1)
 	if err != nil {
 		return nil, 0, err
@@ -804,10 +744,7 @@ func inferSqueeze(c *nodeCtx) ([]*tinfo, int64, error) {
 }
 
 func inferCast(c *nodeCtx) ([]*tinfo, int64, error) {
-	x, err := c.input(0)
-	if err != nil {
-		return nil, 0, err
-	}
+	x := c.in[0]
 	to := int32(c.attrInt("to", 0))
 	res := &tinfo{dtype: to, shape: x.shape}
 	if to == dtInt64 || to == dtInt32 {
