@@ -104,8 +104,9 @@ func (g *Graph) segments(idom map[string]string, chain []string) []int {
 // findCuts lists the interior cut points with the FLOPs before each.
 func (g *Graph) findCuts() []CutPoint {
 	idom, _ := g.dominators()
-	chain := g.chain(idom)
-	seg := g.segments(idom, chain)
+	g.domChain = g.chain(idom)
+	g.seg = g.segments(idom, g.domChain)
+	chain, seg := g.domChain, g.seg
 	segFLOPs := make([]int64, len(chain))
 	for i, s := range seg {
 		segFLOPs[s] += g.flops[i]

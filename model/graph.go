@@ -29,6 +29,11 @@ type Graph struct {
 	flops   []int64 // per node
 	opset   int64
 	cuts    []CutPoint
+	// domChain is the dominator chain of tensors from the input to the
+	// output, and seg the chain segment of every node (see segments):
+	// computed once by findCuts, read by Split.
+	domChain []string
+	seg      []int
 }
 
 // GraphOptions adjusts the analysis.

@@ -186,9 +186,7 @@ func (g *Graph) Split(opt SplitOptions) (*Split, error) {
 	if bits == nil {
 		bits = slices.Clone(ValidBits)
 	}
-	idom, _ := g.dominators()
-	chain := g.chain(idom)
-	seg := g.segments(idom, chain)
+	chain, seg := g.domChain, g.seg
 	pos := map[string]int{}
 	for i, t := range chain {
 		pos[t] = i
