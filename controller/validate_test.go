@@ -9,6 +9,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/dynoml/dyno/api"
+	"github.com/dynoml/dyno/bandit"
+	"github.com/dynoml/dyno/costmodel"
 	"github.com/dynoml/dyno/store"
 )
 
@@ -191,6 +193,10 @@ func FuzzReport(f *testing.F) {
 	seed(func(r *api.Report) { r.Conditions = nil })
 	seed(func(r *api.Report) { r.Key = "x" })
 	f.Add([]byte{})
+	learner, err := bandit.New(bandit.NameDyno, reg.key(testKeyName).cm, bandit.Config{Objective: costmodel.Objective{Kind: costmodel.MinLatency}})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var b api.ReportBatch
 		if err := proto.Unmarshal(data, &b); err != nil {
@@ -204,7 +210,9 @@ func FuzzReport(f *testing.F) {
 			return
 		}
 		for i := range items {
-			if err := items[i].report.Validate(); err != nil {
+			// validateBatch runs the bandit's own check; learning from the
+			// report is the stronger one.
+			if err := learner.Learn(&items[i].report); err != nil {
 				t.Fatalf("accepted a report the bandit refuses: %v", err)
 			}
 			if _, err := store.DecodeTrace(1, items[i].trace); err != nil {
