@@ -67,6 +67,7 @@ func TestEstimatorsUnbiasedAndCovering(t *testing.T) {
 	covered := map[eval.Estimator]int{}
 	bootCovered := map[eval.Estimator]int{}
 	sqErr := map[eval.Estimator]float64{}
+	sumErr := map[eval.Estimator]float64{}
 	for seed := uint64(1); seed <= seeds; seed++ {
 		samples, truth := synthetic(seed, n, k, 1)
 		res, err := eval.Evaluate(samples, k, eval.Estimators, eval.EstimateOptions{Seed: seed, Bootstrap: 200})
@@ -81,6 +82,7 @@ func TestEstimatorsUnbiasedAndCovering(t *testing.T) {
 				bootCovered[e.Estimator]++
 			}
 			sqErr[e.Estimator] += (e.Value - truth) * (e.Value - truth)
+			sumErr[e.Estimator] += e.Value - truth
 		}
 	}
 	for _, e := range []eval.Estimator{eval.IPS, eval.SNIPS, eval.DR} {
@@ -90,6 +92,14 @@ func TestEstimatorsUnbiasedAndCovering(t *testing.T) {
 		}
 		if got := float64(bootCovered[e]) / seeds; got < 0.85 {
 			t.Errorf("%s bootstrap 95%% interval covered the truth in %.0f%% of %d seeds", e, 100*got, seeds)
+		}
+		// Unbiased: the mean error over the seeds is within three of its
+		// standard errors of zero.
+		bias := sumErr[e] / seeds
+		se := math.Sqrt(math.Max(0, sqErr[e]/seeds-bias*bias) / seeds)
+		t.Logf("%s: mean error %.4f, standard error %.4f", e, bias, se)
+		if math.Abs(bias) > 3*se {
+			t.Errorf("%s: mean error %.4f over %d seeds is more than three standard errors (%.4f) from zero", e, bias, seeds, se)
 		}
 	}
 	if sqErr[eval.DR] > sqErr[eval.IPS] {
