@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -41,15 +42,6 @@ type Token struct {
 // NewToken makes a Token from its secret.
 func NewToken(name, secret string, scopes ...Scope) Token {
 	return Token{Name: name, Scopes: scopes, Hash: sha256.Sum256([]byte(secret))}
-}
-
-func (t Token) has(s Scope) bool {
-	for _, x := range t.Scopes {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ReadTokens reads a token file: one token a line,
@@ -120,7 +112,6 @@ func LoadTokens(path string) ([]Token, error) {
 type authenticator struct {
 	tokens []Token
 	log    *slog.Logger
-	// refused counts refusals, for tests and status.
 }
 
 type tokenKey struct{}
@@ -182,7 +173,7 @@ func (a *authenticator) check(ctx context.Context, method string) (context.Conte
 	if found == nil {
 		return nil, refuse(codes.Unauthenticated, "invalid bearer token", "")
 	}
-	if !found.has(need) {
+	if !slices.Contains(found.Scopes, need) {
 		return nil, refuse(codes.PermissionDenied, fmt.Sprintf("token %q lacks the %s scope that %s needs", found.Name, need, method), found.Name)
 	}
 	return context.WithValue(ctx, tokenKey{}, found), nil

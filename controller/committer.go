@@ -72,8 +72,6 @@ type committer struct {
 	failed  atomic.Pointer[error]
 
 	commits atomic.Uint64
-	// groupReports sums the reports of every commit (for the mean group).
-	groupReports atomic.Uint64
 }
 
 func newCommitter(st *store.Store, log *slog.Logger, maxGroup int) *committer {
@@ -255,7 +253,6 @@ func (c *committer) commit(group []*request) error {
 		return err
 	}
 	c.commits.Add(1)
-	c.groupReports.Add(uint64(reports))
 	byKey := map[*keyEntry][]*item{}
 	for _, r := range group {
 		if r.ckptKey != "" {

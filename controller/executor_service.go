@@ -285,7 +285,6 @@ func (s *executorService) watch(stream api.Executor_WatchPoliciesServer) error {
 				if x = srv.execs.get(req.ExecutorId); x == nil {
 					return fmt.Errorf("%w: executor %q is not registered: call Register first", ErrConflict, req.ExecutorId)
 				}
-				w.exec = req.ExecutorId
 				x.mu.Lock()
 				x.connected++
 				x.mu.Unlock()

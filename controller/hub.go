@@ -24,7 +24,6 @@ func newHub() *hub {
 
 // watcher is one WatchPolicies stream.
 type watcher struct {
-	exec    string
 	mu      sync.Mutex
 	pending map[string]*published
 	keys    map[string]bool

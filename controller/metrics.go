@@ -62,7 +62,7 @@ type sink struct {
 	policies     chan policyPoint
 	reportPoints bool
 
-	written, dropped, failedWrites atomic.Uint64
+	written, dropped atomic.Uint64
 	lastWarn                       time.Time
 }
 
@@ -106,7 +106,6 @@ func (s *sink) run(stop <-chan struct{}) {
 		cancel()
 		if err != nil {
 			s.dropped.Add(uint64(n))
-			s.failedWrites.Add(1)
 			if time.Since(s.lastWarn) > 10*time.Second {
 				s.lastWarn = time.Now()
 				s.log.Warn("influxdb write failed: points dropped, learning goes on", "points", n, "err", err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -66,7 +67,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TLS == nil && !cfg.Insecure {
 		return nil, fmt.Errorf("%w: config: TLS is required (a certificate and key; `dyno-controller gen-cert` makes a self-signed pair), or Insecure for local tests", ErrInvalid)
 	}
-	if !slicesContains(bandit.Names(), cfg.Bandit) {
+	if !slices.Contains(bandit.Names(), cfg.Bandit) {
 		return nil, fmt.Errorf("%w: config: bandit %q (known: %s)", ErrInvalid, cfg.Bandit, strings.Join(bandit.Names(), ", "))
 	}
 	for name, o := range cfg.Objectives {
@@ -96,15 +97,6 @@ func New(cfg Config) (*Server, error) {
 		s.sink = newSink(cfg.Influx, cfg.Logger)
 	}
 	return s, nil
-}
-
-func slicesContains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // restore loads models, keys, executors and policies from the store, and

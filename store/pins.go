@@ -27,5 +27,3 @@ func (t *Tx) Pin(key string) (Pin, bool, error) {
 	return p, ok, err
 }
 
-// ForEachPin calls fn with every pin.
-func (t *Tx) ForEachPin(fn func(Pin) error) error { return forEachJSON(t, bucketPins, fn) }

@@ -126,14 +126,6 @@ func (t *Tx) Schema() uint32 {
 	return v
 }
 
-// Created is when the store was made.
-func (t *Tx) Created() time.Time {
-	b := t.bucket(bucketMeta).Get(metaCreated)
-	if len(b) != 8 {
-		return time.Time{}
-	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(b)))
-}
 
 // ReplayFrom is the first trace sequence number whose effect on the bandit
 // state may not be in the State records yet (see PutReplayFrom); zero if

@@ -17,7 +17,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -168,7 +167,7 @@ func (bareServer) Report(s api.Executor_ReportServer) error {
 type child struct {
 	cmd   *exec.Cmd
 	ready ready
-	pool  *x509.CertPool
+	tls   *tls.Config
 }
 
 func startChild(dir, store string, extra ...string) (*child, error) {
@@ -196,12 +195,9 @@ func startChild(dir, store string, extra ...string) (*child, error) {
 	if err := json.Unmarshal(line, &c.ready); err != nil {
 		return nil, err
 	}
-	pemBytes, err := os.ReadFile(filepath.Join(dir, "cert.pem"))
-	if err != nil {
+	if c.tls, err = api.ClientTLS(filepath.Join(dir, "cert.pem"), ""); err != nil {
 		return nil, err
 	}
-	c.pool = x509.NewCertPool()
-	c.pool.AppendCertsFromPEM(pemBytes)
 	return c, nil
 }
 
@@ -211,7 +207,7 @@ func (c *child) stop() error {
 }
 
 func (c *child) dial(addr, token string) (*grpc.ClientConn, error) {
-	return api.Dial(addr, api.DialOptions{Token: token, TLS: &tls.Config{RootCAs: c.pool, MinVersion: tls.VersionTLS13},
+	return api.Dial(addr, api.DialOptions{Token: token, TLS: c.tls,
 		Extra: []grpc.DialOption{grpc.WithInitialWindowSize(1 << 20), grpc.WithInitialConnWindowSize(16 << 20)}})
 }
 
