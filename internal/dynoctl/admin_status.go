@@ -26,6 +26,24 @@ func printProto(w io.Writer, m proto.Message) error {
 	return err
 }
 
+// show asks the controller with get and prints the answer: JSON with
+// --json, else the table that table writes.
+func show[T proto.Message](cmd *cobra.Command, c *conn, get func(context.Context, api.AdminClient) (T, error), table func(*tabwriter.Writer, T)) error {
+	return c.call(func(ctx context.Context, a api.AdminClient) error {
+		r, err := get(ctx, a)
+		if err != nil {
+			return err
+		}
+		w := cmd.OutOrStdout()
+		if c.json {
+			return printProto(w, r)
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		table(tw, r)
+		return tw.Flush()
+	})
+}
+
 func newStatusCmd() *cobra.Command {
 	var c conn
 	cmd := &cobra.Command{
@@ -39,16 +57,10 @@ dropped, and its memory.`,
   dynoctl status --json | jq .traces`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.call(func(ctx context.Context, a api.AdminClient) error {
-				s, err := a.Status(ctx, &api.StatusRequest{})
-				if err != nil {
-					return err
-				}
-				w := cmd.OutOrStdout()
-				if c.json {
-					return printProto(w, s)
-				}
-				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			get := func(ctx context.Context, a api.AdminClient) (*api.StatusResponse, error) {
+				return a.Status(ctx, &api.StatusRequest{})
+			}
+			return show(cmd, &c, get, func(tw *tabwriter.Writer, s *api.StatusResponse) {
 				row := func(k, f string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(f, a...)) }
 				row("version", "%s", s.Version)
 				row("up since", "%s (%s)", unixTime(s.StartedUnixNano), ago(s.StartedUnixNano))
@@ -67,7 +79,6 @@ dropped, and its memory.`,
 				}
 				row("memory", "heap %s (Go runtime %s), rss %s = %s anonymous + %s of the store's memory map, peak rss %s",
 					bytesString(s.HeapBytes), bytesString(s.GoSysBytes), bytesString(s.RssBytes), bytesString(s.AnonRssBytes), bytesString(s.FileRssBytes), bytesString(s.PeakRssBytes))
-				return tw.Flush()
 			})
 		},
 	}
@@ -87,22 +98,15 @@ and when its policy was last published.`,
   dynoctl keys --json | jq -r '.keys[].key'`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.call(func(ctx context.Context, a api.AdminClient) error {
-				r, err := a.ListKeys(ctx, &api.ListKeysRequest{})
-				if err != nil {
-					return err
-				}
-				w := cmd.OutOrStdout()
-				if c.json {
-					return printProto(w, r)
-				}
-				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			get := func(ctx context.Context, a api.AdminClient) (*api.ListKeysResponse, error) {
+				return a.ListKeys(ctx, &api.ListKeysRequest{})
+			}
+			return show(cmd, &c, get, func(tw *tabwriter.Writer, r *api.ListKeysResponse) {
 				fmt.Fprintln(tw, "KEY\tVERSION\tREPORTS\tTOTAL\tPENDING\tEXECUTORS\tWATCHERS\tPIN\tOBJECTIVE\tPUBLISHED")
 				for _, k := range r.Keys {
 					fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", k.Key, k.Version, k.Reports, k.TotalReports, k.PendingReports, k.Executors, k.Watchers,
 						pinString(k.Pin), objectiveString(k.Objective), ago(k.PublishedUnixNano))
 				}
-				return tw.Flush()
 			})
 		},
 	}
@@ -123,16 +127,10 @@ ACKed, its last NACK, and the token it registered with.`,
   dynoctl executors --json`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.call(func(ctx context.Context, a api.AdminClient) error {
-				r, err := a.ListExecutors(ctx, &api.ListExecutorsRequest{})
-				if err != nil {
-					return err
-				}
-				w := cmd.OutOrStdout()
-				if c.json {
-					return printProto(w, r)
-				}
-				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			get := func(ctx context.Context, a api.AdminClient) (*api.ListExecutorsResponse, error) {
+				return a.ListExecutors(ctx, &api.ListExecutorsRequest{})
+			}
+			return show(cmd, &c, get, func(tw *tabwriter.Writer, r *api.ListExecutorsResponse) {
 				fmt.Fprintln(tw, "EXECUTOR\tKEY\tCONNECTED\tLAST SEEN\tREPORTS\tACKED SEQ\tACKED VERSION\tLAST NACK\tTOKEN\tLABELS")
 				for _, e := range r.Executors {
 					var labels []string
@@ -147,7 +145,6 @@ ACKed, its last NACK, and the token it registered with.`,
 					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", e.ExecutorId, e.Key, e.Connected, ago(e.LastSeenUnixNano),
 						e.Reports, e.AckedThroughSeq, e.AckedVersion, nack, e.TokenName, strings.Join(labels, ","))
 				}
-				return tw.Flush()
 			})
 		},
 	}
