@@ -177,7 +177,7 @@ func (p *ANS) Choose(cond costmodel.Conditions, d *Decision) error {
 	forced := math.Mod(p.frame, force) == 0
 	k := p.cm.Manifest.K()
 	alpha := p.alpha()
-	ds := orOne(cond.DeviceSlowdown)
+	ds, _ := cond.Slowdowns()
 	best, bestEst := -1, 0.0
 	for s, i := range p.arms {
 		if i < 0 || !p.tableEligible(i) || (forced && s == k) {
@@ -222,7 +222,7 @@ func (p *ANS) Learn(r *Report) error {
 	if a.Bits != 32 || a.Split == k {
 		return nil // not one of its arms, or device-only: nothing offloaded
 	}
-	y := p.obj.Cost(r.Observed)/1000 - p.frontCost(a.Split, orOne(r.Conditions.DeviceSlowdown))
+	y := p.obj.Cost(r.Observed)/1000 - p.frontCost(a.Split, deviceSlowdown(r.Conditions))
 	xv := blas64.Vector{N: ansDim, Inc: 1, Data: p.ctx[a.Split][:]}
 	w := p.work.RawVector()
 	blas64.Symv(1, p.ainv.RawSymmetric(), xv, 0, w)
@@ -292,4 +292,10 @@ func init() {
 		p.derive()
 		return p, nil
 	}
+}
+
+// deviceSlowdown is the conditions' device slowdown, nominal when unset.
+func deviceSlowdown(c costmodel.Conditions) float64 {
+	ds, _ := c.Slowdowns()
+	return ds
 }

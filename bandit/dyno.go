@@ -229,7 +229,7 @@ func (p *Dyno) Name() string { return NameDyno }
 // featuresOf fills f for arm i under cond.
 func (p *Dyno) featuresOf(i int, cond *costmodel.Conditions, f *features) {
 	a := &p.arms[i]
-	ds, cs := orOne(cond.DeviceSlowdown), orOne(cond.CloudSlowdown)
+	ds, cs := cond.Slowdowns()
 	*f = features{}
 	f.x[stD] = [stageDim]float64{a.dev * ds, a.pack * ds}
 	f.scale[stD] = f.x[stD][0] + f.x[stD][1]
@@ -245,13 +245,6 @@ func (p *Dyno) featuresOf(i int, cond *costmodel.Conditions, f *features) {
 	f.scale[stQ] = cond.CloudQueueMs + 1
 	f.x[stC] = [stageDim]float64{a.cloud * cs, a.unpack * cs}
 	f.scale[stC] = f.x[stC][0] + f.x[stC][1]
-}
-
-func orOne(v float64) float64 {
-	if v == 0 {
-		return 1
-	}
-	return v
 }
 
 // residualVar is split s's residual variance on stage k now, grown back by
@@ -294,7 +287,7 @@ func (p *Dyno) Choose(cond costmodel.Conditions, d *Decision) error {
 		p.certain(d, p.pin)
 		return nil
 	}
-	ds, cs := orOne(cond.DeviceSlowdown), orOne(cond.CloudSlowdown)
+	ds, cs := cond.Slowdowns()
 	md, mt, mr, mq, mc := p.models[stD].m, p.models[stT].m, p.models[stR].m, p.models[stQ].m, p.models[stC].m
 	// the round trip and the queue are the same for every arm that sends
 	rtt := max(mr[0]*cond.RTTMs+mr[1], 0)

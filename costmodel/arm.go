@@ -53,6 +53,12 @@ func (c Conditions) Validate() error {
 	return nil
 }
 
+// Slowdowns returns the device and cloud slowdowns, a zero one (not
+// reported) read as nominal, 1.
+func (c Conditions) Slowdowns() (device, cloud float64) {
+	return orOne(c.DeviceSlowdown), orOne(c.CloudSlowdown)
+}
+
 func orOne(v float64) float64 {
 	if v == 0 {
 		return 1

@@ -162,7 +162,7 @@ func (o *Objective) PredictCost(b *Base, c *Conditions) float64 {
 // cloud's, and an arm that sends nothing has no network or cloud-side
 // overhead.
 func (b *Base) terms(c *Conditions) (dev, pack, transfer, rtt, queue, cloud, unpack float64) {
-	ds, cs := orOne(c.DeviceSlowdown), orOne(c.CloudSlowdown)
+	ds, cs := c.Slowdowns()
 	dev, cloud = b.DeviceMs*ds, b.CloudMs*cs
 	if b.Sends() {
 		pack = b.PackMs * ds

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 )
 
 // ErrInvalidManifest is wrapped by every manifest validation failure.
@@ -56,14 +57,7 @@ type Block struct {
 var ValidBits = []int{32, 16, 8, 6, 4, 3, 2}
 
 // IsValidBits reports whether b is a supported precision.
-func IsValidBits(b int) bool {
-	for _, v := range ValidBits {
-		if v == b {
-			return true
-		}
-	}
-	return false
-}
+func IsValidBits(b int) bool { return slices.Contains(ValidBits, b) }
 
 // K is the number of blocks.
 func (m *Manifest) K() int { return len(m.Blocks) }

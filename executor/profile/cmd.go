@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -205,7 +206,7 @@ func PrintAccuracy(w io.Writer, t *costmodel.AccuracyTable, path string) error {
 	var bits []int
 	splits := 0
 	for _, e := range t.Entries {
-		if !containsInt(bits, e.Bits) {
+		if !slices.Contains(bits, e.Bits) {
 			bits = append(bits, e.Bits)
 		}
 		splits = max(splits, e.Split+1)
@@ -228,13 +229,4 @@ func PrintAccuracy(w io.Writer, t *costmodel.AccuracyTable, path string) error {
 		fmt.Fprintln(tw, "\t")
 	}
 	return tw.Flush()
-}
-
-func containsInt(v []int, x int) bool {
-	for _, y := range v {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
