@@ -63,7 +63,7 @@ type sink struct {
 	reportPoints bool
 
 	written, dropped atomic.Uint64
-	lastWarn                       time.Time
+	lastWarn         time.Time
 }
 
 func newSink(cfg InfluxConfig, log *slog.Logger) *sink {

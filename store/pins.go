@@ -26,4 +26,3 @@ func (t *Tx) Pin(key string) (Pin, bool, error) {
 	ok, err := t.getJSON(bucketPins, key, &p)
 	return p, ok, err
 }
-

@@ -126,7 +126,6 @@ func (t *Tx) Schema() uint32 {
 	return v
 }
 
-
 // ReplayFrom is the first trace sequence number whose effect on the bandit
 // state may not be in the State records yet (see PutReplayFrom); zero if
 // never set.
