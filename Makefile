@@ -46,8 +46,9 @@ models: deps ## Build the model zoo and the trained reference classifier into mo
 	@./scripts/models.sh
 
 .PHONY: test
-test: deps lint proto-check models influxd ## Run every test (race detector on) against the real parts
-	$(GO) test -race -count=1 -timeout 40m ./...
+test: deps lint proto-check models ## Run every test (race detector on) against the real parts; starts influxd for them and stops it after, unless one was running already
+	@./scripts/influxd.sh build
+	./scripts/influxd.sh with $(GO) test -race -count=1 -timeout 40m ./...
 
 .PHONY: bench
 bench: deps ## Run the benchmarks and print the summary tables
