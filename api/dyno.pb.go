@@ -2454,10 +2454,16 @@ type ExecutorInfo struct {
 	AckedThroughSeq    uint64                 `protobuf:"varint,9,opt,name=acked_through_seq,json=ackedThroughSeq,proto3" json:"acked_through_seq,omitempty"`
 	Reports            uint64                 `protobuf:"varint,10,opt,name=reports,proto3" json:"reports,omitempty"`
 	// The version of its key the executor last ACKed, and its last NACK.
-	AckedVersion  uint64 `protobuf:"varint,11,opt,name=acked_version,json=ackedVersion,proto3" json:"acked_version,omitempty"`
-	LastNack      string `protobuf:"bytes,12,opt,name=last_nack,json=lastNack,proto3" json:"last_nack,omitempty"`
-	Connected     bool   `protobuf:"varint,13,opt,name=connected,proto3" json:"connected,omitempty"`
-	TokenName     string `protobuf:"bytes,14,opt,name=token_name,json=tokenName,proto3" json:"token_name,omitempty"`
+	AckedVersion uint64 `protobuf:"varint,11,opt,name=acked_version,json=ackedVersion,proto3" json:"acked_version,omitempty"`
+	LastNack     string `protobuf:"bytes,12,opt,name=last_nack,json=lastNack,proto3" json:"last_nack,omitempty"`
+	Connected    bool   `protobuf:"varint,13,opt,name=connected,proto3" json:"connected,omitempty"`
+	TokenName    string `protobuf:"bytes,14,opt,name=token_name,json=tokenName,proto3" json:"token_name,omitempty"`
+	// The policy version its latest applied report was chosen with.
+	ReportedPolicyVersion uint64 `protobuf:"varint,80,opt,name=reported_policy_version,json=reportedPolicyVersion,proto3" json:"reported_policy_version,omitempty"`
+	// The arm of most of its recent applied reports (counts halve every
+	// 1024 reports, so this follows what it does now), and their share.
+	TopArm        *Arm    `protobuf:"bytes,81,opt,name=top_arm,json=topArm,proto3" json:"top_arm,omitempty"`
+	TopArmShare   float64 `protobuf:"fixed64,82,opt,name=top_arm_share,json=topArmShare,proto3" json:"top_arm_share,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2588,6 +2594,27 @@ func (x *ExecutorInfo) GetTokenName() string {
 		return x.TokenName
 	}
 	return ""
+}
+
+func (x *ExecutorInfo) GetReportedPolicyVersion() uint64 {
+	if x != nil {
+		return x.ReportedPolicyVersion
+	}
+	return 0
+}
+
+func (x *ExecutorInfo) GetTopArm() *Arm {
+	if x != nil {
+		return x.TopArm
+	}
+	return nil
+}
+
+func (x *ExecutorInfo) GetTopArmShare() float64 {
+	if x != nil {
+		return x.TopArmShare
+	}
+	return 0
 }
 
 type ListExecutorsResponse struct {
@@ -3225,7 +3252,7 @@ const file_dyno_proto_rawDesc = "" +
 	"\n" +
 	"TraceBatch\x12&\n" +
 	"\x06traces\x18\x01 \x03(\v2\x0e.dyno.v1.TraceR\x06traces\"\x16\n" +
-	"\x14ListExecutorsRequest\"\xb0\x04\n" +
+	"\x14ListExecutorsRequest\"\xb3\x05\n" +
 	"\fExecutorInfo\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x10\n" +
@@ -3243,7 +3270,10 @@ const file_dyno_proto_rawDesc = "" +
 	"\tlast_nack\x18\f \x01(\tR\blastNack\x12\x1c\n" +
 	"\tconnected\x18\r \x01(\bR\tconnected\x12\x1d\n" +
 	"\n" +
-	"token_name\x18\x0e \x01(\tR\ttokenName\x1a9\n" +
+	"token_name\x18\x0e \x01(\tR\ttokenName\x126\n" +
+	"\x17reported_policy_version\x18P \x01(\x04R\x15reportedPolicyVersion\x12%\n" +
+	"\atop_arm\x18Q \x01(\v2\f.dyno.v1.ArmR\x06topArm\x12\"\n" +
+	"\rtop_arm_share\x18R \x01(\x01R\vtopArmShare\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"L\n" +
@@ -3370,43 +3400,44 @@ var file_dyno_proto_depIdxs = []int32{
 	10, // 18: dyno.v1.Trace.report:type_name -> dyno.v1.Report
 	27, // 19: dyno.v1.TraceBatch.traces:type_name -> dyno.v1.Trace
 	40, // 20: dyno.v1.ExecutorInfo.labels:type_name -> dyno.v1.ExecutorInfo.LabelsEntry
-	30, // 21: dyno.v1.ListExecutorsResponse.executors:type_name -> dyno.v1.ExecutorInfo
-	36, // 22: dyno.v1.DescribeResponse.models:type_name -> dyno.v1.CloudModel
-	7,  // 23: dyno.v1.Executor.Register:input_type -> dyno.v1.RegisterRequest
-	11, // 24: dyno.v1.Executor.Report:input_type -> dyno.v1.ReportBatch
-	13, // 25: dyno.v1.Executor.WatchPolicies:input_type -> dyno.v1.PolicyRequest
-	15, // 26: dyno.v1.Admin.Status:input_type -> dyno.v1.StatusRequest
-	17, // 27: dyno.v1.Admin.ListKeys:input_type -> dyno.v1.ListKeysRequest
-	20, // 28: dyno.v1.Admin.GetPolicy:input_type -> dyno.v1.GetPolicyRequest
-	21, // 29: dyno.v1.Admin.Pin:input_type -> dyno.v1.PinRequest
-	22, // 30: dyno.v1.Admin.Unpin:input_type -> dyno.v1.UnpinRequest
-	23, // 31: dyno.v1.Admin.Reset:input_type -> dyno.v1.ResetRequest
-	24, // 32: dyno.v1.Admin.SetObjective:input_type -> dyno.v1.SetObjectiveRequest
-	26, // 33: dyno.v1.Admin.ExportTraces:input_type -> dyno.v1.ExportTracesRequest
-	29, // 34: dyno.v1.Admin.ListExecutors:input_type -> dyno.v1.ListExecutorsRequest
-	32, // 35: dyno.v1.Admin.Backup:input_type -> dyno.v1.BackupRequest
-	37, // 36: dyno.v1.Cloud.Infer:input_type -> dyno.v1.InferRequest
-	34, // 37: dyno.v1.Cloud.Describe:input_type -> dyno.v1.DescribeRequest
-	9,  // 38: dyno.v1.Executor.Register:output_type -> dyno.v1.RegisterResponse
-	12, // 39: dyno.v1.Executor.Report:output_type -> dyno.v1.ReportAck
-	14, // 40: dyno.v1.Executor.WatchPolicies:output_type -> dyno.v1.PolicyUpdate
-	16, // 41: dyno.v1.Admin.Status:output_type -> dyno.v1.StatusResponse
-	19, // 42: dyno.v1.Admin.ListKeys:output_type -> dyno.v1.ListKeysResponse
-	6,  // 43: dyno.v1.Admin.GetPolicy:output_type -> dyno.v1.Policy
-	25, // 44: dyno.v1.Admin.Pin:output_type -> dyno.v1.AdminChange
-	25, // 45: dyno.v1.Admin.Unpin:output_type -> dyno.v1.AdminChange
-	25, // 46: dyno.v1.Admin.Reset:output_type -> dyno.v1.AdminChange
-	25, // 47: dyno.v1.Admin.SetObjective:output_type -> dyno.v1.AdminChange
-	28, // 48: dyno.v1.Admin.ExportTraces:output_type -> dyno.v1.TraceBatch
-	31, // 49: dyno.v1.Admin.ListExecutors:output_type -> dyno.v1.ListExecutorsResponse
-	33, // 50: dyno.v1.Admin.Backup:output_type -> dyno.v1.BackupChunk
-	38, // 51: dyno.v1.Cloud.Infer:output_type -> dyno.v1.InferResponse
-	35, // 52: dyno.v1.Cloud.Describe:output_type -> dyno.v1.DescribeResponse
-	38, // [38:53] is the sub-list for method output_type
-	23, // [23:38] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	0,  // 21: dyno.v1.ExecutorInfo.top_arm:type_name -> dyno.v1.Arm
+	30, // 22: dyno.v1.ListExecutorsResponse.executors:type_name -> dyno.v1.ExecutorInfo
+	36, // 23: dyno.v1.DescribeResponse.models:type_name -> dyno.v1.CloudModel
+	7,  // 24: dyno.v1.Executor.Register:input_type -> dyno.v1.RegisterRequest
+	11, // 25: dyno.v1.Executor.Report:input_type -> dyno.v1.ReportBatch
+	13, // 26: dyno.v1.Executor.WatchPolicies:input_type -> dyno.v1.PolicyRequest
+	15, // 27: dyno.v1.Admin.Status:input_type -> dyno.v1.StatusRequest
+	17, // 28: dyno.v1.Admin.ListKeys:input_type -> dyno.v1.ListKeysRequest
+	20, // 29: dyno.v1.Admin.GetPolicy:input_type -> dyno.v1.GetPolicyRequest
+	21, // 30: dyno.v1.Admin.Pin:input_type -> dyno.v1.PinRequest
+	22, // 31: dyno.v1.Admin.Unpin:input_type -> dyno.v1.UnpinRequest
+	23, // 32: dyno.v1.Admin.Reset:input_type -> dyno.v1.ResetRequest
+	24, // 33: dyno.v1.Admin.SetObjective:input_type -> dyno.v1.SetObjectiveRequest
+	26, // 34: dyno.v1.Admin.ExportTraces:input_type -> dyno.v1.ExportTracesRequest
+	29, // 35: dyno.v1.Admin.ListExecutors:input_type -> dyno.v1.ListExecutorsRequest
+	32, // 36: dyno.v1.Admin.Backup:input_type -> dyno.v1.BackupRequest
+	37, // 37: dyno.v1.Cloud.Infer:input_type -> dyno.v1.InferRequest
+	34, // 38: dyno.v1.Cloud.Describe:input_type -> dyno.v1.DescribeRequest
+	9,  // 39: dyno.v1.Executor.Register:output_type -> dyno.v1.RegisterResponse
+	12, // 40: dyno.v1.Executor.Report:output_type -> dyno.v1.ReportAck
+	14, // 41: dyno.v1.Executor.WatchPolicies:output_type -> dyno.v1.PolicyUpdate
+	16, // 42: dyno.v1.Admin.Status:output_type -> dyno.v1.StatusResponse
+	19, // 43: dyno.v1.Admin.ListKeys:output_type -> dyno.v1.ListKeysResponse
+	6,  // 44: dyno.v1.Admin.GetPolicy:output_type -> dyno.v1.Policy
+	25, // 45: dyno.v1.Admin.Pin:output_type -> dyno.v1.AdminChange
+	25, // 46: dyno.v1.Admin.Unpin:output_type -> dyno.v1.AdminChange
+	25, // 47: dyno.v1.Admin.Reset:output_type -> dyno.v1.AdminChange
+	25, // 48: dyno.v1.Admin.SetObjective:output_type -> dyno.v1.AdminChange
+	28, // 49: dyno.v1.Admin.ExportTraces:output_type -> dyno.v1.TraceBatch
+	31, // 50: dyno.v1.Admin.ListExecutors:output_type -> dyno.v1.ListExecutorsResponse
+	33, // 51: dyno.v1.Admin.Backup:output_type -> dyno.v1.BackupChunk
+	38, // 52: dyno.v1.Cloud.Infer:output_type -> dyno.v1.InferResponse
+	35, // 53: dyno.v1.Cloud.Describe:output_type -> dyno.v1.DescribeResponse
+	39, // [39:54] is the sub-list for method output_type
+	24, // [24:39] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_dyno_proto_init() }

@@ -162,6 +162,11 @@ const exportChunk = 1000
 
 // ExportTraces implements api.AdminServer.
 func (a *adminService) ExportTraces(req *api.ExportTracesRequest, stream api.Admin_ExportTracesServer) error {
+	if req.Key != "" {
+		if _, err := a.key(req.Key); err != nil {
+			return toStatus(err)
+		}
+	}
 	from, sent := max(req.SinceSeq, 1), uint64(0)
 	for {
 		batch := &api.TraceBatch{}
@@ -206,12 +211,20 @@ func (a *adminService) ListExecutors(ctx context.Context, _ *api.ListExecutorsRe
 	for _, x := range a.srv.execs.list() {
 		x.mu.Lock()
 		r := x.rec
-		resp.Executors = append(resp.Executors, &api.ExecutorInfo{
+		info := &api.ExecutorInfo{
 			ExecutorId: r.ID, Key: r.Key, Model: r.Model, DeviceClass: r.DeviceClass, Version: r.Version, Labels: r.Labels,
 			RegisteredUnixNano: r.RegisteredAt.UnixNano(), LastSeenUnixNano: r.LastSeen.UnixNano(), AckedThroughSeq: x.through,
 			Reports: r.Reports, AckedVersion: r.AckedVersion, LastNack: r.LastNACK, Connected: x.connected > 0, TokenName: r.TokenName,
-		})
+			ReportedPolicyVersion: x.use.version,
+		}
+		arm, share, used := x.use.top()
 		x.mu.Unlock()
+		if k := a.srv.reg.key(r.Key); used && k != nil {
+			if arms := k.cm.Arms(); arm < len(arms) {
+				info.TopArm, info.TopArmShare = &api.Arm{Split: uint32(arms[arm].Split), Bits: uint32(arms[arm].Bits)}, share
+			}
+		}
+		resp.Executors = append(resp.Executors, info)
 	}
 	return resp, nil
 }

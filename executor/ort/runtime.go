@@ -31,7 +31,7 @@ var (
 func LibraryPath() (string, error) {
 	if p := os.Getenv(EnvLib); p != "" {
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("ort: %s=%s: %w", EnvLib, p, err)
+			return "", fmt.Errorf("%w: %s=%s: %v", ErrNoLibrary, EnvLib, p, err)
 		}
 		return p, nil
 	}

@@ -34,9 +34,10 @@ func DefaultAccuracyPath(modelPath string) string {
 // NewProfileCmd is `dyno-executor profile MODEL`.
 func NewProfileCmd() *cobra.Command {
 	var (
-		cfg  Config
-		role string
-		out  string
+		cfg      Config
+		role     string
+		out      string
+		provider string
 	)
 	cmd := &cobra.Command{
 		Use:   "profile MODEL_DIR|model.json",
@@ -52,6 +53,10 @@ By default it writes <model folder>/profiles/<class>.json.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Model = args[0]
 			cfg.Role = costmodel.Role(role)
+			var err error
+			if cfg.Provider, err = ort.ParseProvider(provider); err != nil {
+				return fmt.Errorf("%w: --provider: %w", ErrConfig, err)
+			}
 			if cfg.DeviceClass == "" {
 				cfg.DeviceClass = DefaultClass()
 			}
@@ -78,6 +83,7 @@ By default it writes <model folder>/profiles/<class>.json.`,
 	f.IntVar(&cfg.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: its default)")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the random input")
 	f.IntVar(&cfg.PackBits, "pack-bits", 8, "precision at which packing is timed")
+	f.StringVar(&provider, "provider", "cpu", "ONNX Runtime execution provider: cpu, cuda or tensorrt (recorded in the profile)")
 	f.StringVarP(&out, "out", "o", "", "output file, - for stdout")
 	return cmd
 }

@@ -29,6 +29,10 @@ import (
 // ErrConfig is wrapped by invalid configurations.
 var ErrConfig = errors.New("profile: invalid configuration")
 
+// ErrInput is wrapped by calibration input files that cannot be read or
+// do not fit the model.
+var ErrInput = errors.New("calibrate: invalid input file")
+
 // Config is what Profile measures and how. Zero values take the defaults
 // documented per field.
 type Config struct {
@@ -51,6 +55,8 @@ type Config struct {
 	// PackBits is the precision at which packing (device) or unpacking
 	// (cloud) is timed for PackNsPerElement; default 8.
 	PackBits int
+	// Provider is the ONNX Runtime execution provider; default the CPU.
+	Provider ort.Provider
 }
 
 // DefaultClass is the device class label of an unnamed machine:
@@ -89,6 +95,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.PackBits == 0 {
 		c.PackBits = 8
 	}
+	if c.Provider == "" {
+		c.Provider = ort.ProviderCPU
+	}
 	if c.Warmup < 0 || c.Runs < 1 || c.Threads < 0 {
 		return c, fmt.Errorf("%w: warmup %d, runs %d, threads %d: runs must be positive, the others not negative", ErrConfig, c.Warmup, c.Runs, c.Threads)
 	}
@@ -107,7 +116,7 @@ func Profile(ctx context.Context, cfg Config, log *slog.Logger) (*costmodel.Prof
 	if err != nil {
 		return nil, err
 	}
-	chain, err := ort.OpenChain(cfg.Model, ort.Options{Threads: cfg.Threads})
+	chain, err := ort.OpenChain(cfg.Model, ort.Options{Threads: cfg.Threads, Provider: cfg.Provider})
 	if err != nil {
 		return nil, err
 	}
@@ -123,9 +132,10 @@ func Profile(ctx context.Context, cfg Config, log *slog.Logger) (*costmodel.Prof
 		DeviceClass: cfg.DeviceClass,
 		Role:        cfg.Role,
 		Host:        cfg.Host,
+		Provider:    string(cfg.Provider),
 	}
 	v, _ := ort.Version()
-	p.Source = fmt.Sprintf("dyno-executor profile: ONNX Runtime %s on CPU, %s threads, %d warm-up + %d timed runs per block, %s", v, threadsLabel(cfg.Threads), cfg.Warmup, cfg.Runs, time.Now().UTC().Format(time.RFC3339))
+	p.Source = fmt.Sprintf("dyno-executor profile: ONNX Runtime %s on %s, %s threads, %d warm-up + %d timed runs per block, %s", v, providerLabel(cfg.Provider), threadsLabel(cfg.Threads), cfg.Warmup, cfg.Runs, time.Now().UTC().Format(time.RFC3339))
 	var out []float32
 	for i := 1; i <= chain.K(); i++ {
 		s := chain.Block(i)
@@ -245,4 +255,14 @@ func Percentile(v []float64, p float64) float64 {
 	lo := int(math.Floor(pos))
 	hi := min(lo+1, len(s)-1)
 	return s[lo] + (s[hi]-s[lo])*(pos-float64(lo))
+}
+
+func providerLabel(p ort.Provider) string {
+	switch p {
+	case ort.ProviderCUDA:
+		return "CUDA"
+	case ort.ProviderTensorRT:
+		return "TensorRT"
+	}
+	return "CPU"
 }

@@ -122,7 +122,9 @@ func newExecutorsCmd() *cobra.Command {
 		Long: `executors lists every executor that registered: its key, whether it is
 connected now, when it was last seen, how many of its reports were applied and
 up to which sequence number they are acknowledged, the policy version it last
-ACKed, its last NACK, and the token it registered with.`,
+ACKed and the one its latest report was chosen with, the arm (split/bits) of
+most of its recent reports and their share, its last NACK, and the token it
+registered with.`,
 		Example: `  dynoctl executors
   dynoctl executors --json`,
 		Args: exactArgs(0),
@@ -131,7 +133,7 @@ ACKed, its last NACK, and the token it registered with.`,
 				return a.ListExecutors(ctx, &api.ListExecutorsRequest{})
 			}
 			return show(cmd, &c, get, func(tw *tabwriter.Writer, r *api.ListExecutorsResponse) {
-				fmt.Fprintln(tw, "EXECUTOR\tKEY\tCONNECTED\tLAST SEEN\tREPORTS\tACKED SEQ\tACKED VERSION\tLAST NACK\tTOKEN\tLABELS")
+				fmt.Fprintln(tw, "EXECUTOR\tKEY\tCONNECTED\tLAST SEEN\tREPORTS\tACKED SEQ\tACKED VERSION\tPOLICY USED\tTOP ARM\tLAST NACK\tTOKEN\tLABELS")
 				for _, e := range r.Executors {
 					var labels []string
 					for k, v := range e.Labels {
@@ -142,8 +144,15 @@ ACKed, its last NACK, and the token it registered with.`,
 					if nack == "" {
 						nack = "-"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", e.ExecutorId, e.Key, e.Connected, ago(e.LastSeenUnixNano),
-						e.Reports, e.AckedThroughSeq, e.AckedVersion, nack, e.TokenName, strings.Join(labels, ","))
+					used, top := "-", "-"
+					if e.ReportedPolicyVersion > 0 {
+						used = fmt.Sprintf("v%d", e.ReportedPolicyVersion)
+					}
+					if a := e.TopArm; a != nil {
+						top = fmt.Sprintf("s%d/b%d (%.0f%%)", a.Split, a.Bits, 100*e.TopArmShare)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", e.ExecutorId, e.Key, e.Connected, ago(e.LastSeenUnixNano),
+						e.Reports, e.AckedThroughSeq, e.AckedVersion, used, top, nack, e.TokenName, strings.Join(labels, ","))
 				}
 			})
 		},
