@@ -277,8 +277,9 @@ certificate lacks is refused.`,
 
 func newGenTokenCmd() *cobra.Command {
 	var (
-		name, scopes string
-		hashed       bool
+		name, scopes      string
+		hashed            bool
+		tokenOut, appendf string
 	)
 	cmd := &cobra.Command{
 		Use:   "gen-token --name NAME [--scopes executor|admin|executor,admin]",
@@ -286,9 +287,11 @@ func newGenTokenCmd() *cobra.Command {
 		Long: `gen-token prints a new random token and the line that admits it in the
 tokens file of serve --tokens (with the token's SHA-256 only, unless
 --hashed=false). The line is checked as serve reads it: a name or scope
-serve would refuse is refused here.`,
+serve would refuse is refused here, and so is a name the file given to
+--append already has. --token-out writes the token to a file (mode 0600)
+instead of printing it; --append adds the line to a tokens file.`,
 		Example: `  dyno-controller gen-token --name ops --scopes admin
-  dyno-controller gen-token --name fleet --scopes executor`,
+  dyno-controller gen-token --name fleet --scopes executor --token-out fleet.token --append tokens`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkName("--name", name); err != nil {
@@ -309,7 +312,38 @@ serve would refuse is refused here.`,
 			if _, err := ReadTokens(strings.NewReader(line)); err != nil {
 				return usageErr{fmt.Errorf("--scopes %q: %w", scopes, err)}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "token:       %s\ntokens line: %s\n", secret, line)
+			var existing []byte
+			if appendf != "" {
+				b, err := os.ReadFile(appendf)
+				if err != nil && !errors.Is(err, os.ErrNotExist) {
+					return inputFile("append", err)
+				}
+				if len(b) > 0 && b[len(b)-1] != '\n' {
+					b = append(b, '\n')
+				}
+				// The file with the new line must still read as serve reads it.
+				if _, err := ReadTokens(strings.NewReader(string(b) + line + "\n")); err != nil {
+					return inputFile("append", fmt.Errorf("%s with the new line: %w", appendf, err))
+				}
+				existing = b
+			}
+			w := cmd.OutOrStdout()
+			if tokenOut != "" {
+				if err := writeNew(tokenOut, []byte(secret+"\n"), 0o600); err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "token:       written to %s\n", tokenOut)
+			} else {
+				fmt.Fprintf(w, "token:       %s\n", secret)
+			}
+			if appendf != "" {
+				if err := os.WriteFile(appendf, append(existing, line+"\n"...), 0o600); err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "tokens line: added to %s: %s\n", appendf, line)
+				return nil
+			}
+			fmt.Fprintf(w, "tokens line: %s\n", line)
 			return nil
 		},
 	}
@@ -317,5 +351,21 @@ serve would refuse is refused here.`,
 	f.StringVar(&name, "name", "", "the token's name (shown in logs and audit records)")
 	f.StringVar(&scopes, "scopes", "executor", "executor, admin, or both comma-separated")
 	f.BoolVar(&hashed, "hashed", true, "print the tokens-file line with the SHA-256 only")
+	f.StringVar(&tokenOut, "token-out", "", "write the token to this new file (mode 0600) instead of printing it")
+	f.StringVar(&appendf, "append", "", "add the tokens-file line to this file (created if missing)")
 	return cmd
+}
+
+// writeNew writes a file that must not exist yet: a token file is never
+// silently replaced.
+func writeNew(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -16,9 +16,9 @@ const (
 	// ProviderCPU is ONNX Runtime's default CPU provider; every build has it.
 	ProviderCPU Provider = "cpu"
 	// ProviderCUDA runs on an NVIDIA GPU through CUDA and cuDNN. It needs a
-	// GPU build of the library (onnxruntime-linux-x64-gpu-1.24.x, or the
-	// onnxruntime-gpu wheel) with its libonnxruntime_providers_cuda.so and
-	// libonnxruntime_providers_shared.so beside it.
+	// GPU build of the library (onnxruntime-linux-x64-gpu-1.24.x.tgz of
+	// the ONNX Runtime releases) with its libonnxruntime_providers_cuda.so
+	// and libonnxruntime_providers_shared.so beside it.
 	ProviderCUDA Provider = "cuda"
 	// ProviderTensorRT runs through TensorRT (ops it lacks fall back to
 	// CUDA, then CPU). It needs the GPU build with
@@ -83,10 +83,12 @@ func appendProvider(so *onnx.SessionOptions, p Provider, device int) error {
 // was loaded, what it said, and what a GPU build needs.
 func missing(p Provider, cause error) error {
 	v, path := Version()
-	need := "libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so beside it, CUDA 12 and cuDNN 9"
+	need := "libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so beside it, and CUDA and cuDNN 9 installed"
 	if p == ProviderTensorRT {
-		need = "libonnxruntime_providers_tensorrt.so, libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so beside it, CUDA 12, cuDNN 9 and TensorRT 10"
+		need = "libonnxruntime_providers_tensorrt.so, libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so beside it, and CUDA, cuDNN 9 and TensorRT 10 installed"
 	}
-	return fmt.Errorf("%w: %s: the ONNX Runtime %s library at %s cannot give it (%v); it needs a GPU build of ONNX Runtime %s (onnxruntime-linux-x64-gpu from the ONNX Runtime releases, see docs/deploy.md) with %s, selected with ORT_LIB",
-		ErrNoProvider, p, v, path, cause, v, need)
+	return fmt.Errorf("%w: %s: the ONNX Runtime %s library at %s cannot give it (%v); it needs a GPU build of ONNX Runtime 1.24 "+
+		"(onnxruntime-linux-x64-gpu-1.24.x.tgz for CUDA 12, or ..._cuda13 for CUDA 13, from github.com/microsoft/onnxruntime/releases; docs/deploy.md) "+
+		"with %s, selected with ORT_LIB=/path/to/lib/libonnxruntime.so.1",
+		ErrNoProvider, p, v, path, cause, need)
 }
