@@ -123,6 +123,11 @@ func TestExitCodes(t *testing.T) {
 		{"gen-token, scope serve refuses", "dyno-controller", []string{"gen-token", "--name", "ops", "--scopes", "admin,root"}, 2, []string{`unknown scope "root"`}},
 		{"gen-token, bad name", "dyno-controller", []string{"gen-token", "--name", "o p"}, 2, []string{"--name"}},
 		{"gen-token", "dyno-controller", []string{"gen-token", "--name", "ops", "--scopes", "executor,admin"}, 0, []string{"tokens line: ops executor,admin sha256:"}},
+		{"gen-token, append to a tokens file", "dyno-controller", []string{"gen-token", "--name", "fleet", "--scopes", "executor", "--token-out", f("fleet.token"), "--append", f("tokens")}, 0,
+			[]string{"written to " + f("fleet.token"), "added to " + f("tokens")}},
+		{"gen-token, name the tokens file has", "dyno-controller", []string{"gen-token", "--name", "ops", "--append", f("tokens")}, 3, []string{`duplicate name "ops"`}},
+		{"gen-token, append to a bad tokens file", "dyno-controller", []string{"gen-token", "--name", "new", "--append", f("bad-tokens")}, 3, []string{`unknown scope "root"`}},
+		{"gen-token, token file exists", "dyno-controller", []string{"gen-token", "--name", "other", "--token-out", f("admin.token")}, 1, []string{"exists"}},
 
 		// dyno-executor
 		{"executor version", "dyno-executor", []string{"--version"}, 0, []string{"dyno-executor", "commit"}},
@@ -151,6 +156,17 @@ func TestExitCodes(t *testing.T) {
 		{"executors", "dynoctl", append([]string{"executors"}, admin...), 0, []string{"POLICY USED", "TOP ARM"}},
 		{"dynoctl, certificate mismatch", "dynoctl", []string{"keys", "--addr", ctl.Addr(), "--ca", f("other.crt"), "--token-file", f("admin.token")}, 1, []string{"certificate"}},
 	}
+	defer func() {
+		// The tokens file gen-token appended to is still one serve reads.
+		ts, err := controller.LoadTokens(f("tokens"))
+		if err != nil || len(ts) != 2 || ts[1].Name != "fleet" {
+			t.Errorf("tokens after gen-token --append: %v %v", ts, err)
+		}
+		tok, _ := os.ReadFile(f("fleet.token"))
+		if !strings.HasPrefix(string(tok), "dyno_") {
+			t.Errorf("fleet.token holds %q", tok)
+		}
+	}()
 	// What must not be printed: a retry would mean the mismatch was taken
 	// for an unreachable server.
 	absent := map[string][]string{
