@@ -162,10 +162,8 @@ const exportChunk = 1000
 
 // ExportTraces implements api.AdminServer.
 func (a *adminService) ExportTraces(req *api.ExportTracesRequest, stream api.Admin_ExportTracesServer) error {
-	if req.Key != "" {
-		if _, err := a.key(req.Key); err != nil {
-			return toStatus(err)
-		}
+	if req.Key != "" && a.srv.reg.key(req.Key) == nil {
+		return toStatus(fmt.Errorf("%w: key %q (dynoctl keys lists them)", ErrNotFound, req.Key))
 	}
 	from, sent := max(req.SinceSeq, 1), uint64(0)
 	for {
@@ -211,22 +209,36 @@ func (a *adminService) ListExecutors(ctx context.Context, _ *api.ListExecutorsRe
 	for _, x := range a.srv.execs.list() {
 		x.mu.Lock()
 		r := x.rec
-		info := &api.ExecutorInfo{
+		resp.Executors = append(resp.Executors, &api.ExecutorInfo{
 			ExecutorId: r.ID, Key: r.Key, Model: r.Model, DeviceClass: r.DeviceClass, Version: r.Version, Labels: r.Labels,
 			RegisteredUnixNano: r.RegisteredAt.UnixNano(), LastSeenUnixNano: r.LastSeen.UnixNano(), AckedThroughSeq: x.through,
 			Reports: r.Reports, AckedVersion: r.AckedVersion, LastNack: r.LastNACK, Connected: x.connected > 0, TokenName: r.TokenName,
-			ReportedPolicyVersion: x.use.version,
+		})
+		x.mu.Unlock()
+	}
+	a.addArmUse(resp.Executors)
+	return resp, nil
+}
+
+// addArmUse fills in, for each listed executor, the policy version of its
+// latest report and the arm most of its recent reports used.
+func (a *adminService) addArmUse(infos []*api.ExecutorInfo) {
+	for _, info := range infos {
+		x := a.srv.execs.get(info.ExecutorId)
+		if x == nil {
+			continue
 		}
+		x.mu.Lock()
+		version := x.use.version
 		arm, share, used := x.use.top()
 		x.mu.Unlock()
-		if k := a.srv.reg.key(r.Key); used && k != nil {
+		info.ReportedPolicyVersion = version
+		if k := a.srv.reg.key(info.Key); used && k != nil {
 			if arms := k.cm.Arms(); arm < len(arms) {
 				info.TopArm, info.TopArmShare = &api.Arm{Split: uint32(arms[arm].Split), Bits: uint32(arms[arm].Bits)}, share
 			}
 		}
-		resp.Executors = append(resp.Executors, info)
 	}
-	return resp, nil
 }
 
 // backupChunk is the size of one Backup message.

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/dynoml/dyno/costmodel"
 	"github.com/dynoml/dyno/internal/cliutil"
@@ -97,10 +99,50 @@ file (tokens, certificate, model folder).`,
 }
 
 func newServeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve --tls-cert FILE --tls-key FILE --tokens FILE [--model DIR ...] [flags]",
+		Short: "Run the controller",
+		Long: `serve runs the controller on --listen until interrupted (SIGINT or SIGTERM
+stop it gracefully). It needs a TLS pair (or --insecure for a local
+experiment) and a tokens file; --model loads a model folder (model.json,
+accuracy.json, profiles/) into the store, at every start.`,
+		Example: `  dyno-controller serve --listen 0.0.0.0:7070 --tls-cert controller.crt --tls-key controller.key \
+    --tokens tokens.txt --store /var/lib/dyno/dyno.db --model models/mobilenetv2`,
+		// mainServe parses the flags itself, and checks that no
+		// argument is left.
+		DisableFlagParsing: true,
+		RunE:               func(cmd *cobra.Command, args []string) error { return mainServe(cmd, args) },
+	}
+	cmd.Flags().SortFlags = false
+	help := cmd.HelpFunc()
+	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
+		if c.Flags().Lookup("listen") == nil {
+			// `dyno-controller help serve`: mainServe defines the flags,
+			// then comes back here.
+			_ = mainServe(c, []string{"--help"})
+			return
+		}
+		help(c, args)
+	})
+	return cmd
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+func (m *multiFlag) Type() string       { return "value" }
+
+func mainServe(cmd *cobra.Command, args []string) error {
+	stderr := cmd.ErrOrStderr()
+	fs := pflag.NewFlagSet("dyno-controller serve", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {} // cobra prints the help
+	fs.SortFlags = false
 	var (
 		cfg                       Config
 		certFile, keyFile, tokens string
-		models, objectives        []string
+		models, objectives        multiFlag
 		retainCount               uint64
 		retainAge                 time.Duration
 		logLevel                  string
@@ -108,28 +150,15 @@ func newServeCmd() *cobra.Command {
 		influxOrg, influxBucket   string
 		influxReports             bool
 	)
-	cmd := &cobra.Command{
-		Use:   "serve --tls-cert FILE --tls-key FILE --tokens FILE [--model DIR ...] [flags]",
-		Short: "Run the controller",
-		Long: `serve runs the controller on --listen until interrupted (SIGINT or SIGTERM
-stop it gracefully). It needs a TLS pair (or --insecure for a local
-experiment) and a tokens file; --model loads a model folder (model.json,
-accuracy.json, profiles/) into the store, once per model.`,
-		Example: `  dyno-controller serve --listen 0.0.0.0:7070 --tls-cert controller.crt --tls-key controller.key \
-    --tokens tokens.txt --store /var/lib/dyno/dyno.db --model models/mobilenetv2`,
-		Args: cobra.NoArgs,
-	}
-	fs := cmd.Flags()
-	fs.SortFlags = false
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:7070", "gRPC listen address")
 	fs.StringVar(&certFile, "tls-cert", "", "TLS certificate (PEM); dyno-controller gen-cert makes a self-signed one")
 	fs.StringVar(&keyFile, "tls-key", "", "TLS private key (PEM)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "serve plaintext (local experiments only)")
 	fs.StringVar(&tokens, "tokens", "", "token file: lines of NAME SCOPE[,SCOPE] SECRET|sha256:HEX (scopes: executor, admin)")
 	fs.StringVar(&cfg.StorePath, "store", "dyno.db", "the bbolt store file")
-	fs.StringArrayVar(&models, "model", nil, "model folder with model.json, accuracy.json, profiles/ (repeat)")
+	fs.Var(&models, "model", "model folder with model.json, accuracy.json, profiles/ (repeat)")
 	fs.StringVar(&cfg.CloudClass, "cloud-class", "", "cloud profile to use when a model has several (every model must have it)")
-	fs.StringArrayVar(&objectives, "objective", nil, "named objective for new keys: NAME=KIND[,floor=F][,slo=MS][,latency=W,bottleneck=W,cloud=W,kb=W] (repeat; default: default=min-latency)")
+	fs.Var(&objectives, "objective", "named objective for new keys: NAME=KIND[,floor=F][,slo=MS][,latency=W,bottleneck=W,cloud=W,kb=W] (repeat; default: default=min-latency)")
 	fs.StringVar(&cfg.Bandit, "bandit", "dyno", "policy kind of new keys")
 	fs.IntVar(&cfg.PublishEvery, "publish-every", 1000, "publish a key's policy after this many reports")
 	fs.DurationVar(&cfg.PublishInterval, "publish-interval", time.Second, "or this long after its last version, whichever comes first")
@@ -145,55 +174,61 @@ accuracy.json, profiles/) into the store, once per model.`,
 	fs.StringVar(&influxBucket, "influx-bucket", "dyno/autogen", "InfluxDB bucket (1.8: database/retention-policy)")
 	fs.BoolVar(&influxReports, "influx-report-points", true, "write one point per report, not only per policy version")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		stderr := cmd.ErrOrStderr()
-		var level slog.Level
-		if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-			return usageErr{fmt.Errorf("--log-level: %v", err)}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			cmd.Flags().AddFlagSet(fs)
+			return cmd.Help()
 		}
-		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-		switch {
-		case certFile != "" && keyFile != "":
-			t, err := ServerTLS(certFile, keyFile)
-			if err != nil {
-				return inputFile("tls-cert/--tls-key", err)
-			}
-			cfg.TLS = t
-		case certFile != "" || keyFile != "":
-			return usageErr{errors.New("give both --tls-cert and --tls-key")}
-		case !cfg.Insecure:
-			return usageErr{errors.New("TLS is required: give --tls-cert and --tls-key (dyno-controller gen-cert makes a self-signed pair), or --insecure for a local experiment")}
-		}
-		if tokens == "" {
-			return usageErr{errors.New("--tokens is required: every call needs a bearer token (dyno-controller gen-token makes one)")}
-		}
-		ts, err := LoadTokens(tokens)
-		if err != nil {
-			return inputFile("tokens", err)
-		}
-		cfg.Tokens = ts
-		cfg.ModelDirs = models
-		cfg.Retention = store.Retention{MaxCount: retainCount, MaxAge: retainAge}
-		if len(objectives) > 0 {
-			cfg.Objectives = map[string]costmodel.Objective{}
-			for _, o := range objectives {
-				name, o, err := ParseObjective(o)
-				if err != nil {
-					return usageErr{fmt.Errorf("--objective: %v", err)}
-				}
-				cfg.Objectives[name] = o
-			}
-		}
-		if influxURL != "" {
-			cfg.Influx = InfluxConfig{URL: influxURL, Token: influxToken, Org: influxOrg, Bucket: influxBucket, ReportPoints: influxReports}
-		}
-		cfg.Version = cliutil.VersionString()
-		TuneRuntime()
-		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return Run(ctx, cfg)
+		return usageErr{err}
 	}
-	return cmd
+	if fs.NArg() > 0 {
+		return usageErr{fmt.Errorf("unexpected arguments %v (usage: %s)", fs.Args(), cmd.UseLine())}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return usageErr{fmt.Errorf("--log-level: %v", err)}
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	switch {
+	case certFile != "" && keyFile != "":
+		t, err := ServerTLS(certFile, keyFile)
+		if err != nil {
+			return inputFile("tls-cert/--tls-key", err)
+		}
+		cfg.TLS = t
+	case certFile != "" || keyFile != "":
+		return usageErr{errors.New("give both --tls-cert and --tls-key")}
+	case !cfg.Insecure:
+		return usageErr{errors.New("TLS is required: give --tls-cert and --tls-key (dyno-controller gen-cert makes a self-signed pair), or --insecure for a local experiment")}
+	}
+	if tokens == "" {
+		return usageErr{errors.New("--tokens is required: every call needs a bearer token (dyno-controller gen-token makes one)")}
+	}
+	ts, err := LoadTokens(tokens)
+	if err != nil {
+		return inputFile("tokens", err)
+	}
+	cfg.Tokens = ts
+	cfg.ModelDirs = models
+	cfg.Retention = store.Retention{MaxCount: retainCount, MaxAge: retainAge}
+	if len(objectives) > 0 {
+		cfg.Objectives = map[string]costmodel.Objective{}
+		for _, o := range objectives {
+			name, o, err := ParseObjective(o)
+			if err != nil {
+				return usageErr{fmt.Errorf("--objective: %v", err)}
+			}
+			cfg.Objectives[name] = o
+		}
+	}
+	if influxURL != "" {
+		cfg.Influx = InfluxConfig{URL: influxURL, Token: influxToken, Org: influxOrg, Bucket: influxBucket, ReportPoints: influxReports}
+	}
+	cfg.Version = cliutil.VersionString()
+	TuneRuntime()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, cfg)
 }
 
 // ParseObjective reads NAME=KIND[,floor=F][,slo=MS][,penalty=P][,latency=W,

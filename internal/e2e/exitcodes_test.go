@@ -111,7 +111,7 @@ func TestExitCodes(t *testing.T) {
 		{"controller version", "dyno-controller", []string{"--version"}, 0, []string{"dyno-controller", "commit"}},
 		{"controller unknown command", "dyno-controller", []string{"bogus"}, 2, []string{`unknown command "bogus"`}},
 		{"serve unknown flag", "dyno-controller", []string{"serve", "--bogus"}, 2, []string{"unknown flag: --bogus"}},
-		{"serve argument", "dyno-controller", []string{"serve", "extra"}, 2, []string{`unknown command "extra"`}},
+		{"serve argument", "dyno-controller", []string{"serve", "extra"}, 2, []string{"unexpected arguments [extra]"}},
 		{"serve without TLS", "dyno-controller", []string{"serve", "--tokens", f("tokens")}, 2, []string{"TLS is required"}},
 		{"serve without tokens", "dyno-controller", []string{"serve", "--insecure"}, 2, []string{"--tokens is required"}},
 		{"serve, missing tokens file", "dyno-controller", []string{"serve", "--insecure", "--tokens", f("missing")}, 3, []string{"--tokens", "no such file"}},
