@@ -122,9 +122,7 @@ func newExecutorsCmd() *cobra.Command {
 		Long: `executors lists every executor that registered: its key, whether it is
 connected now, when it was last seen, how many of its reports were applied and
 up to which sequence number they are acknowledged, the policy version it last
-ACKed and the one its latest report was chosen with, the arm (split/bits) of
-most of its recent reports and their share, its last NACK, and the token it
-registered with.`,
+ACKed, its last NACK, and the token it registered with.`,
 		Example: `  dynoctl executors
   dynoctl executors --json`,
 		Args: exactArgs(0),
