@@ -23,6 +23,9 @@ import (
 // calibration file of the wrong size).
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := NewRoot()
+	root.Version = cliutil.VersionString()
+	root.SetVersionTemplate("dyno-executor {{.Version}}\n")
+	cliutil.Strict(root, func(err error) error { return usageError{err} })
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -68,10 +71,10 @@ device decides each request's split and precision with the policy the
 controller publishes, runs the blocks before it, sends the tensor and
 reports. profile and calibrate measure a model on this machine for DynO's
 cost model.`,
-		Version: cliutil.VersionString(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
 	}
-	root.SetVersionTemplate("dyno-executor {{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newCloudCmd(), newDeviceCmd(), profile.NewProfileCmd(), profile.NewCalibrateCmd())
-	cliutil.Strict(root, func(err error) error { return usageError{err} })
 	return root
 }

@@ -140,7 +140,7 @@ one machine or a trusted network only).`,
 			if err != nil {
 				return err
 			}
-			log.Info("cloud executor serving", "addr", lis.Addr().String(), "models", strings.Join(srv.Models(), ","), "provider", prov, "workers", max(workers, 1), "tls", !insecure)
+			log.Info("cloud executor serving", "addr", lis.Addr().String(), "models", strings.Join(srv.Models(), ","), "workers", max(workers, 1), "tls", !insecure)
 			go func() {
 				<-cmd.Context().Done()
 				gs.GracefulStop()

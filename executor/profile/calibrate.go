@@ -242,10 +242,10 @@ func loadInputs(cfg CalibrateConfig, m *model.Manifest) ([][]float32, []uint8, s
 		path := cfg.Data[5:]
 		raw, err := os.ReadFile(path)
 		if err != nil {
-			return nil, nil, "", fmt.Errorf("%w: --data %s: %w", ErrInput, cfg.Data, err)
+			return nil, nil, "", fmt.Errorf("calibrate: inputs: %w", err)
 		}
 		if len(raw) == 0 || len(raw)%(4*size) != 0 {
-			return nil, nil, "", fmt.Errorf("%w: --data %s: %d bytes is not a whole number of %d-value float32 inputs (%d bytes each)", ErrInput, cfg.Data, len(raw), size, 4*size)
+			return nil, nil, "", fmt.Errorf("%w: %s: %d bytes is not a whole number of %d-value float32 inputs (%d bytes each)", ErrConfig, path, len(raw), size, 4*size)
 		}
 		n := len(raw) / (4 * size)
 		if cfg.Samples > 0 {

@@ -111,6 +111,9 @@ packed stream (zstd) is recorded per arm. By default it writes
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Model = args[0]
+			if err := CheckDataFile(cfg.Model, cfg.Data); err != nil {
+				return err
+			}
 			if bits != "" {
 				for _, f := range strings.Split(bits, ",") {
 					b, err := strconv.Atoi(strings.TrimSpace(f))

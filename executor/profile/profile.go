@@ -29,10 +29,6 @@ import (
 // ErrConfig is wrapped by invalid configurations.
 var ErrConfig = errors.New("profile: invalid configuration")
 
-// ErrInput is wrapped by calibration input files that cannot be read or
-// do not fit the model.
-var ErrInput = errors.New("calibrate: invalid input file")
-
 // Config is what Profile measures and how. Zero values take the defaults
 // documented per field.
 type Config struct {
@@ -50,13 +46,13 @@ type Config struct {
 	Runs int
 	// Threads is ONNX Runtime's intra-op thread count; 0 is its default.
 	Threads int
+	// Provider is the ONNX Runtime execution provider; default the CPU.
+	Provider ort.Provider
 	// Seed draws the random input; default 1.
 	Seed uint64
 	// PackBits is the precision at which packing (device) or unpacking
 	// (cloud) is timed for PackNsPerElement; default 8.
 	PackBits int
-	// Provider is the ONNX Runtime execution provider; default the CPU.
-	Provider ort.Provider
 }
 
 // DefaultClass is the device class label of an unnamed machine:
