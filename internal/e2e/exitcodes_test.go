@@ -145,6 +145,7 @@ func TestExitCodes(t *testing.T) {
 		// A certificate that does not match fails at once, not after
 		// --register-wait of retries as if the controller were down.
 		{"device, cloud certificate mismatch", "dyno-executor", device("tls.crt", "other.crt"), 1, []string{"the cloud executor", "authentication handshake failed", "certificate"}},
+		{"device, cloud class the model has no profile for", "dyno-executor", append(device("tls.crt", "tls.crt"), "--cloud-class", "no-such-cloud"), 3, []string{"no-such-cloud.json"}},
 		{"device, controller certificate mismatch", "dyno-executor", device("other.crt", "tls.crt"), 1, []string{"register", "authentication handshake failed", "certificate"}},
 
 		// dynoctl
@@ -156,17 +157,19 @@ func TestExitCodes(t *testing.T) {
 		{"executors", "dynoctl", append([]string{"executors"}, admin...), 0, []string{"POLICY USED", "TOP ARM"}},
 		{"dynoctl, certificate mismatch", "dynoctl", []string{"keys", "--addr", ctl.Addr(), "--ca", f("other.crt"), "--token-file", f("admin.token")}, 1, []string{"certificate"}},
 	}
-	defer func() {
-		// The tokens file gen-token appended to is still one serve reads.
-		ts, err := controller.LoadTokens(f("tokens"))
-		if err != nil || len(ts) != 2 || ts[1].Name != "fleet" {
-			t.Errorf("tokens after gen-token --append: %v %v", ts, err)
-		}
-		tok, _ := os.ReadFile(f("fleet.token"))
-		if !strings.HasPrefix(string(tok), "dyno_") {
-			t.Errorf("fleet.token holds %q", tok)
-		}
-	}()
+	// Checks after a case passed.
+	after := map[string]func(t *testing.T){
+		"gen-token, append to a tokens file": func(t *testing.T) {
+			// The tokens file gen-token appended to is still one serve reads.
+			ts, err := controller.LoadTokens(f("tokens"))
+			if err != nil || len(ts) != 2 || ts[1].Name != "fleet" {
+				t.Errorf("tokens after gen-token --append: %v %v", ts, err)
+			}
+			if tok, _ := os.ReadFile(f("fleet.token")); !strings.HasPrefix(string(tok), "dyno_") {
+				t.Errorf("fleet.token holds %q", tok)
+			}
+		},
+	}
 	// What must not be printed: a retry would mean the mismatch was taken
 	// for an unreachable server.
 	absent := map[string][]string{
@@ -190,6 +193,9 @@ func TestExitCodes(t *testing.T) {
 				if strings.Contains(all, w) {
 					t.Errorf("%s %s: output has %q:\n%s", tc.bin, strings.Join(tc.args, " "), w, all)
 				}
+			}
+			if check := after[tc.name]; check != nil {
+				check(t)
 			}
 		})
 	}
