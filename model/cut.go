@@ -276,7 +276,7 @@ func (g *Graph) stretch(chain []string, from, to int, nodes []int, read map[stri
 		if join != "" {
 			r += " and rejoin at " + join
 		}
-		reasons = append(reasons, r+" (skip connection or branches): every tensor inside is bypassed by another path")
+		reasons = append(reasons, r+": every tensor inside is bypassed by another path (a skip connection, parallel branches or shape arithmetic)")
 	}
 	st.Reason = strings.Join(reasons, "; ")
 	return st

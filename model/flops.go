@@ -13,6 +13,16 @@ var flopCounts = map[string]flopCount{
 	"LayerNormalization": layerNormFLOPs,
 }
 
+// movementOps only move or generate data: 0 FLOPs, as reshapes and
+// concatenations.
+var movementOps = []string{"Slice", "Expand", "Tile", "Pad", "Split", "ConstantOfShape", "Range", "DepthToSpace", "SpaceToDepth", "Squeeze", "Unsqueeze", "Reshape", "Flatten", "Transpose", "Concat", "Gather", "Shape", "Cast", "Identity"}
+
+func init() {
+	for _, op := range movementOps {
+		flopCounts[op] = func(*onnxpb.NodeProto, []*tinfo, []*tinfo) (int64, bool) { return 0, true }
+	}
+}
+
 func known(ts []*tinfo, i int) *tinfo {
 	if i < len(ts) {
 		return ts[i]

@@ -83,6 +83,7 @@ func (g *Graph) Select(opt SplitOptions) ([]CutPoint, string, error) {
 	}
 	cands := g.Candidates(opt.Raw)
 	var how string
+	byCost := false
 	switch {
 	case len(opt.At) > 0:
 		how = fmt.Sprintf("the %d cut point(s) named", len(sel))
@@ -90,12 +91,14 @@ func (g *Graph) Select(opt SplitOptions) ([]CutPoint, string, error) {
 		how = fmt.Sprintf("every %d-th of %d candidate cut points: %d", opt.Every, len(cands), len(sel))
 	case opt.MaxCuts > 0:
 		how = fmt.Sprintf("%d of %d candidate cut points (at most %d, spread by cost)", len(sel), len(cands), opt.MaxCuts)
+		byCost = opt.MaxCuts < len(cands)
 	case opt.All || len(cands) <= DefaultMaxCuts:
 		how = fmt.Sprintf("all %d candidate cut points", len(sel))
 	default:
 		how = fmt.Sprintf("%d of %d candidate cut points, spread by cost (the default caps a split at %d cuts; --max K, --at or --all choose otherwise)", len(sel), len(cands), DefaultMaxCuts)
+		byCost = true
 	}
-	if g.partial() {
+	if byCost && g.partial() {
 		how += "; cost is FLOPs where dyno counts them, output elements for " + strings.Join(g.UncountedOps(), " ")
 	}
 	return sel, how, nil

@@ -6,8 +6,10 @@ import (
 	"slices"
 
 	onnx "github.com/yalue/onnxruntime_go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/dynoml/dyno/model"
+	"github.com/dynoml/dyno/model/onnxpb"
 )
 
 // Prober measures the tensors of a model by running it through ONNX
@@ -26,12 +28,40 @@ var _ model.ShapeProber = Prober{}
 // Probe runs the model on two sample inputs and reports the tensors it
 // produced. A tensor whose shape differs between the two (data-dependent,
 // as after NonZero) is reported with the first shape and Varies set.
+//
+// The element types come from the session's output information; the
+// shapes from a copy of the model whose outputs are [1, Shape(t)...] for
+// every tensor t (the binding cannot return a 0-dimensional tensor, and
+// shapes are all that is needed, not the values).
 func (p Prober) Probe(data []byte, input string, shape []int64, tensors []string) (map[string]model.Probed, error) {
 	seed := p.Seed
 	if seed == 0 {
 		seed = 1
 	}
-	r, err := NewRunner(data, "model", input, tensors, Options{Threads: p.Threads})
+	if err := Init(""); err != nil {
+		return nil, err
+	}
+	_, outs, err := onnx.GetInputOutputInfoWithONNXData(data)
+	if err != nil {
+		return nil, fmt.Errorf("ort: read the model's outputs: %w", err)
+	}
+	dtype := map[string]int32{}
+	for _, o := range outs {
+		if o.OrtValueType == onnx.ONNXTypeTensor {
+			dtype[o.Name] = int32(o.DataType)
+		}
+	}
+	var names []string
+	for _, t := range tensors {
+		if _, ok := dtype[t]; ok {
+			names = append(names, t)
+		}
+	}
+	shapes, dims, err := shapeModel(data, names)
+	if err != nil {
+		return nil, err
+	}
+	r, err := NewRunner(shapes, "model", input, dims, Options{Threads: p.Threads})
 	if err != nil {
 		return nil, err
 	}
@@ -40,12 +70,18 @@ func (p Prober) Probe(data []byte, input string, shape []int64, tensors []string
 	var first map[string]model.Probed
 	for k := range uint64(2) {
 		got := map[string]model.Probed{}
+		var bad error
 		err := r.run(shape, sampleInput(n, seed+k), func(i int, v onnx.Value) {
-			if v.GetONNXType() != onnx.ONNXTypeTensor {
+			t, ok := v.(*onnx.Tensor[int64])
+			if !ok || len(t.GetData()) == 0 {
+				bad = fmt.Errorf("ort: the shape of %q came back as %T", names[i], v)
 				return
 			}
-			got[tensors[i]] = model.Probed{DType: int32(onnx.TensorElementDataType(v.DataType())), Shape: slices.Clone([]int64(v.GetShape()))}
+			got[names[i]] = model.Probed{DType: dtype[names[i]], Shape: slices.Clone(t.GetData()[1:])}
 		})
+		if err == nil {
+			err = bad
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -61,6 +97,32 @@ func (p Prober) Probe(data []byte, input string, shape []int64, tensors []string
 		}
 	}
 	return first, nil
+}
+
+// shapeModel returns the model with its outputs replaced by
+// Concat([1], Shape(t)) for every tensor t, and those outputs' names.
+func shapeModel(data []byte, tensors []string) ([]byte, []string, error) {
+	m, err := model.DecodeONNX(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	gp := m.GetGraph()
+	one := "dyno.probe.one"
+	gp.Initializer = append(gp.Initializer, model.Int64Tensor(one, []int64{1}, []int64{1}))
+	gp.Output = nil
+	var outs []string
+	for i, t := range tensors {
+		sh := fmt.Sprintf("dyno.probe.%d.shape", i)
+		dims := fmt.Sprintf("dyno.probe.%d.dims", i)
+		gp.Node = append(gp.Node,
+			&onnxpb.NodeProto{OpType: proto.String("Shape"), Name: proto.String(sh), Input: []string{t}, Output: []string{sh}},
+			&onnxpb.NodeProto{OpType: proto.String("Concat"), Name: proto.String(dims), Input: []string{one, sh}, Output: []string{dims},
+				Attribute: []*onnxpb.AttributeProto{model.AttrInt("axis", 0)}})
+		gp.Output = append(gp.Output, &onnxpb.ValueInfoProto{Name: proto.String(dims)})
+		outs = append(outs, dims)
+	}
+	b, err := model.EncodeONNX(m)
+	return b, outs, err
 }
 
 func prodShape(s []int64) int64 {
@@ -128,17 +190,16 @@ func (r *Runner) run(shape []int64, x []float32, each func(i int, v onnx.Value))
 	}
 	defer in.Destroy()
 	outs := make([]onnx.Value, len(r.outputs))
-	err = r.s.Run([]onnx.Value{in}, outs)
-	defer func() {
-		for _, v := range outs {
-			if v != nil {
-				v.Destroy()
-			}
-		}
-	}()
-	if err != nil {
+	if err := r.s.Run([]onnx.Value{in}, outs); err != nil {
+		// The binding may leave half-made values behind after a failed
+		// run; they are not destroyed (a small leak on an error path).
 		return fmt.Errorf("ort: %s: run: %w", r.name, err)
 	}
+	defer func() {
+		for _, v := range outs {
+			v.Destroy()
+		}
+	}()
 	for i, v := range outs {
 		each(i, v)
 	}

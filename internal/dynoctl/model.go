@@ -31,7 +31,7 @@ the zoo of standard architectures with seeded weights, train the reference
 MNIST classifier, and show a split model's manifest. docs/models.md has the
 details.`,
 	}
-	cmd.AddCommand(newModelSplitCmd(), newModelZooCmd(), newModelMNISTCmd(), newModelShowCmd())
+	cmd.AddCommand(newModelSplitCmd(), newModelCheckCmd(), newModelZooCmd(), newModelMNISTCmd(), newModelShowCmd())
 	return cmd
 }
 
@@ -264,6 +264,71 @@ func printManifest(w io.Writer, m *model.Manifest) error {
 	return nil
 }
 
+func newModelCheckCmd() *cobra.Command {
+	var (
+		cfg        ort.CheckConfig
+		atol, rtol float64
+	)
+	cmd := &cobra.Command{
+		Use:   "check DIR|model.json",
+		Short: "Verify a split: chain the blocks through ONNX Runtime and compare with the whole model",
+		Long: `check runs the blocks of a split model one after the other through ONNX
+Runtime and the whole model it was cut from, on the same standard normal
+inputs, and prints the largest absolute and relative difference of each
+output (relative to the output's largest magnitude). It exits non-zero when a
+difference exceeds --atol + --rtol x that magnitude. The whole model is the
+manifest's "original" (recorded by dynoctl model split), else model.onnx in
+the folder, else --onnx.`,
+		Example: `  dynoctl model check models/my
+  dynoctl model check models/my --inputs 32 --onnx my.onnx`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cfg.Inputs <= 0 {
+				return usageError{errors.New("--inputs must be positive")}
+			}
+			if atol < 0 || rtol < 0 {
+				return usageError{errors.New("--atol and --rtol must not be negative")}
+			}
+			cfg.Model = args[0]
+			res, err := ort.CheckSplit(cfg)
+			if err != nil {
+				if errors.Is(err, ort.ErrNoOriginal) {
+					return badInput(err)
+				}
+				return modelError(err)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "check %s: blocks chained vs %s on %d inputs\n", res.Model, res.Original, res.Inputs)
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "output\tmax abs diff\tmax rel diff\tmax |output|\tnon-finite\tverdict")
+			var bad []string
+			for _, d := range res.Outputs {
+				verdict := "ok"
+				if !d.Within(atol, rtol) {
+					verdict = "DIFFERS"
+					bad = append(bad, d.Name)
+				}
+				fmt.Fprintf(tw, "%s\t%.3g\t%.3g\t%.4g\t%d\t%s\n", d.Name, d.MaxAbs, d.MaxRel, d.MaxRef, d.NonFinite, verdict)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(bad) > 0 {
+				return fmt.Errorf("check %s: %s differ(s) from the whole model beyond --atol %g + --rtol %g x max |output|", res.Model, strings.Join(bad, ", "), atol, rtol)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Inputs, "inputs", 8, "sample inputs to compare")
+	f.StringVar(&cfg.Original, "onnx", "", "the whole model (default: the manifest's original, else DIR/model.onnx)")
+	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the inputs")
+	f.IntVar(&cfg.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: its default)")
+	f.Float64Var(&atol, "atol", 1e-4, "absolute tolerance")
+	f.Float64Var(&rtol, "rtol", 1e-5, "tolerance relative to the output's largest magnitude")
+	return cmd
+}
+
 func newModelShowCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "show DIR|model.json",
@@ -305,6 +370,10 @@ networks.`,
 				for _, z := range model.Zoo() {
 					fmt.Fprintf(w, "%-12s %s\n", z.Name, z.Description)
 				}
+				fmt.Fprintln(w, "test nets (built only when named, shapes measured by ONNX Runtime):")
+				for _, z := range model.TestNets() {
+					fmt.Fprintf(w, "%-12s %s\n", z.Name, z.Description)
+				}
 				return nil
 			}
 			var zs []model.ZooModel
@@ -322,7 +391,7 @@ networks.`,
 			for _, z := range zs {
 				start := time.Now()
 				dir := filepath.Join(out, z.Name)
-				s, err := model.WriteZoo(z, seed, dir)
+				s, err := model.WriteZooWith(z, seed, dir, model.GraphOptions{Prober: ort.Prober{}})
 				if err != nil {
 					return err
 				}

@@ -1,0 +1,170 @@
+package ort_test
+
+import (
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dynoml/dyno/executor/ort"
+	"github.com/dynoml/dyno/model"
+	"github.com/dynoml/dyno/model/onnxpb"
+)
+
+// TestAnyModelSplitsAndVerifies is the acceptance test of "bring your own
+// ONNX": models written with operators dyno's own shape inference does not
+// know (Resize, Slice, LayerNormalization, ...) split at every cut point
+// with shapes measured by ONNX Runtime, and the chained blocks give the
+// whole model's output to within 1e-4.
+func TestAnyModelSplitsAndVerifies(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		uncounted []string // operators whose FLOPs are unknown
+		params    int64
+		stretch   [2]string // a stretch without a cut (From, To)
+		minBlocks int
+	}{
+		{"unet", []string{"Resize:1"}, 10566, [2]string{"enc1.relu", "skip1"}, 5},
+		// 4640 parameters sit in Constant nodes, 138 in initializers.
+		{"lnnet", nil, 4778, [2]string{"ln1.sub", "ln1.div"}, 12},
+		{"seqrec", nil, 5028, [2]string{}, 13},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			z, err := model.ZooByName(tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := z.Build(1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			src := filepath.Join(dir, tc.name+".onnx")
+			if err := model.WriteONNX(src, m); err != nil {
+				t.Fatal(err)
+			}
+			g, err := model.AnalyseONNX(m, model.GraphOptions{Prober: ort.Prober{Threads: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := g.UncountedOps(); !slices.Equal(got, tc.uncounted) {
+				t.Errorf("uncounted operators %v, want %v", got, tc.uncounted)
+			}
+			if g.TotalParams() != tc.params {
+				t.Errorf("%d parameters, want %d", g.TotalParams(), tc.params)
+			}
+			if tc.stretch[0] != "" {
+				found := false
+				for _, s := range g.Stretches() {
+					if s.From == tc.stretch[0] && s.To == tc.stretch[1] && s.Reason != "" {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("no stretch without a cut from %s to %s in %+v", tc.stretch[0], tc.stretch[1], g.Stretches())
+				}
+			}
+			out := filepath.Join(dir, "split")
+			s, err := model.SplitFile(src, out, model.GraphOptions{Prober: ort.Prober{Threads: 1}}, model.SplitOptions{All: true, Raw: true}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Manifest.K() < tc.minBlocks {
+				t.Errorf("%d blocks, want at least %d", s.Manifest.K(), tc.minBlocks)
+			}
+			if s.Manifest.TotalParams() < tc.params {
+				t.Errorf("blocks hold %d parameters, the model %d", s.Manifest.TotalParams(), tc.params)
+			}
+			res, err := ort.CheckSplit(ort.CheckConfig{Model: out, Inputs: 4, Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range res.Outputs {
+				t.Logf("%s: %d blocks, output %s: max abs diff %.3g (max |output| %.3g)", tc.name, s.Manifest.K(), d.Name, d.MaxAbs, d.MaxRef)
+				if d.MaxRef == 0 || d.MaxAbs > 1e-4 || d.NonFinite > 0 {
+					t.Errorf("output %s: max abs diff %g, max |output| %g, %d non-finite: want a non-zero output within 1e-4", d.Name, d.MaxAbs, d.MaxRef, d.NonFinite)
+				}
+			}
+			// dyno's own inference alone refuses what it does not know.
+			if tc.uncounted != nil {
+				_, err := model.AnalyseONNX(m, model.GraphOptions{})
+				if !errors.Is(err, model.ErrUnsupported) || !strings.Contains(err.Error(), "ConvTranspose") {
+					t.Errorf("without a prober: %v, want ErrUnsupported naming ConvTranspose", err)
+				}
+			}
+		})
+	}
+}
+
+// A symbolic dimension other than the batch is refused with the input, the
+// dimension and the flag that fixes it; with the shape given, the model
+// splits and the blocks have static shapes.
+func TestSymbolicDimensions(t *testing.T) {
+	build := func(dims ...string) *onnxpb.ModelProto {
+		m, err := model.LNNet(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := m.Graph.Input[0].Type.GetTensorType().Shape.Dim
+		for i, p := range dims {
+			if p != "" {
+				d[i].Value = &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: p}
+			}
+		}
+		return m
+	}
+	p := ort.Prober{Threads: 1}
+	_, err := model.AnalyseONNX(build("", "seq"), model.GraphOptions{Prober: p})
+	if !errors.Is(err, model.ErrUnsupported) {
+		t.Fatalf("symbolic sequence length: %v, want ErrUnsupported", err)
+	}
+	for _, f := range []string{`"tokens"`, "dimension 1", `"seq"`, "--input-shape 1,0,32"} {
+		if !strings.Contains(err.Error(), f) {
+			t.Errorf("error %q does not mention %q", err, f)
+		}
+	}
+	g, err := model.AnalyseONNX(build("batch", "seq"), model.GraphOptions{Prober: p, InputShape: []int64{1, 16, 32}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := g.Output().Shape; !slices.Equal(got, []int64{1, 10}) {
+		t.Errorf("output shape %v", got)
+	}
+	g, err = model.AnalyseONNX(build("batch"), model.GraphOptions{Prober: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := g.Notes(); len(n) != 1 || !strings.Contains(n[0], "batch 1") {
+		t.Errorf("notes %q, want the symbolic batch taken as 1", n)
+	}
+}
+
+// A tensor whose shape depends on the input's values is measured as such
+// and never offered as a cut.
+func TestDataDependentShapeIsNoCut(t *testing.T) {
+	b := model.NewBuilder("nonzero")
+	b.Input("x", 1, 64)
+	r := b.Node("Relu", "r", []string{"x"})
+	nz := b.Node("NonZero", "nz", []string{r})                       // [2, number of positives]
+	c := b.Node("Cast", "nzf", []string{nz}, model.AttrInt("to", 1)) // float32, data-dependent shape
+	s := b.Node("ReduceSum", "cnt", []string{c}, model.AttrInt("keepdims", 1))
+	ones := b.Init(model.FloatTensor("ones", []int64{1, 64}, slices.Repeat([]float32{1}, 64)))
+	b.Node("Mul", "y", []string{s, ones})
+	b.Output("y", 1, 64)
+	g, err := model.AnalyseONNX(b.Model("data-dependent shape"), model.GraphOptions{Prober: ort.Prober{Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cuts []string
+	for _, c := range g.CutPoints() {
+		cuts = append(cuts, c.Tensor.Name)
+	}
+	if !slices.Equal(cuts, []string{"r", "cnt"}) {
+		t.Errorf("cut points %v, want [r cnt]: the data-dependent nzf is no cut", cuts)
+	}
+	_, err = g.Split(model.SplitOptions{At: []string{"nzf"}})
+	if !errors.Is(err, model.ErrNoCutPoint) {
+		t.Errorf("cut at nzf: %v, want ErrNoCutPoint", err)
+	}
+}
