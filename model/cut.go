@@ -33,7 +33,7 @@ func (g *Graph) dominators() (idom map[string]string, depth map[string]int) {
 	}
 	for _, n := range g.nodes {
 		d := ""
-		for _, in := range n.GetInput() {
+		for _, in := range g.reads(n) {
 			if in == "" || !g.dynamic[in] {
 				continue
 			}
@@ -127,7 +127,7 @@ func (g *Graph) findCuts() []CutPoint {
 	consumers := map[string][]int{}
 	for i, n := range g.nodes {
 		seen := map[string]bool{}
-		for _, in := range n.GetInput() {
+		for _, in := range g.reads(n) {
 			if in != "" && !seen[in] {
 				seen[in] = true
 				consumers[in] = append(consumers[in], i)
@@ -185,7 +185,7 @@ func (g *Graph) Stretches() []Stretch {
 	}
 	read := map[string]bool{}
 	for _, n := range g.nodes {
-		for _, t := range n.GetInput() {
+		for _, t := range g.reads(n) {
 			read[t] = true
 		}
 	}

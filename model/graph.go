@@ -38,6 +38,8 @@ type Graph struct {
 	// input's values.
 	measured bool
 	varies   map[string]bool
+	// outer caches, per node, the tensors its subgraphs read (reads).
+	outer map[*onnxpb.NodeProto][]string
 	// notes are what the analysis assumed (a symbolic batch taken as 1).
 	notes []string
 	opset int64
@@ -99,6 +101,7 @@ func AnalyseONNX(m *onnxpb.ModelProto, opt GraphOptions) (*Graph, error) {
 		dynamic:  map[string]bool{},
 		info:     map[string]*tinfo{},
 		varies:   map[string]bool{},
+		outer:    map[*onnxpb.NodeProto][]string{},
 	}
 	for _, o := range m.GetOpsetImport() {
 		if o.GetDomain() == "" || o.GetDomain() == "ai.onnx" {
@@ -298,7 +301,7 @@ func (g *Graph) order() error {
 			continue
 		}
 		live[i] = true
-		for _, in := range all[i].GetInput() {
+		for _, in := range g.reads(all[i]) {
 			if in == "" || seen[in] {
 				continue
 			}
@@ -319,7 +322,7 @@ func (g *Graph) order() error {
 			continue
 		}
 		deps := map[int]bool{}
-		for _, in := range n.GetInput() {
+		for _, in := range g.reads(n) {
 			if j, ok := prod[in]; ok && in != "" && !deps[j] {
 				deps[j] = true
 				indeg[i]++
@@ -389,6 +392,9 @@ func (g *Graph) infer(measured map[string]Probed) error {
 				continue
 			}
 			ins[j] = ti
+		}
+		for _, name := range g.reads(n)[len(n.GetInput()):] {
+			dyn = dyn || g.dynamic[name]
 		}
 		var outs []*tinfo
 		var flops int64

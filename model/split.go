@@ -350,7 +350,7 @@ func (g *Graph) block(name, in, out string, members []int) (*onnxpb.ModelProto, 
 	seenInit := map[string]bool{}
 	var visit func(i int) error
 	visit = func(i int) error {
-		for _, t := range g.nodes[i].GetInput() {
+		for _, t := range g.reads(g.nodes[i]) {
 			if t == "" || t == in {
 				continue
 			}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/dynoml/dyno/executor/ort"
 	"github.com/dynoml/dyno/model"
 	"github.com/dynoml/dyno/model/onnxpb"
@@ -166,5 +168,64 @@ func TestDataDependentShapeIsNoCut(t *testing.T) {
 	_, err = g.Split(model.SplitOptions{At: []string{"nzf"}})
 	if !errors.Is(err, model.ErrNoCutPoint) {
 		t.Errorf("cut at nzf: %v, want ErrNoCutPoint", err)
+	}
+}
+
+// ifNet is x -> a = 2x -> If(sum(a) > 0, relu(a), -a) -> y = that + 1: the
+// branches read a from the enclosing graph without listing it as an input.
+func ifNet() *onnxpb.ModelProto {
+	branch := func(name, op string) *onnxpb.GraphProto {
+		sb := model.NewBuilder(name)
+		sb.Node(op, name+".out", []string{"a"})
+		sb.Output(name+".out", 1, 8)
+		return sb.Model("").Graph
+	}
+	b := model.NewBuilder("ifnet")
+	b.Input("x", 1, 8)
+	two := b.Init(model.FloatTensor("two", nil, []float32{2}))
+	a := b.Node("Mul", "a", []string{"x", two})
+	sum := b.Node("ReduceSum", "sum", []string{a}, model.AttrInt("keepdims", 0))
+	zero := b.Init(model.FloatTensor("zero", nil, []float32{0}))
+	cond := b.Node("Greater", "cond", []string{sum, zero})
+	b.Node("If", "branch", []string{cond},
+		&onnxpb.AttributeProto{Name: proto.String("then_branch"), Type: onnxpb.AttributeProto_GRAPH.Enum(), G: branch("then", "Relu")},
+		&onnxpb.AttributeProto{Name: proto.String("else_branch"), Type: onnxpb.AttributeProto_GRAPH.Enum(), G: branch("else", "Neg")})
+	one := b.Init(model.FloatTensor("one", nil, []float32{1}))
+	b.Node("Add", "y", []string{"branch", one})
+	b.Output("y", 1, 8)
+	return b.Model("control flow")
+}
+
+// Control flow splits: a subgraph's references to the enclosing graph
+// count as inputs, so the cut before the If carries them, and the blocks
+// verify.
+func TestControlFlowSplits(t *testing.T) {
+	m := ifNet()
+	if _, err := model.AnalyseONNX(m, model.GraphOptions{}); !errors.Is(err, model.ErrUnsupported) || !strings.Contains(err.Error(), "no shape inference") {
+		t.Errorf("without a prober: %v, want ErrUnsupported: no shape inference", err)
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "ifnet.onnx")
+	if err := model.WriteONNX(src, m); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "split")
+	s, err := model.SplitFile(src, out, model.GraphOptions{Prober: ort.Prober{Threads: 1}}, model.SplitOptions{All: true}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ends []string
+	for _, b := range s.Manifest.Blocks {
+		ends = append(ends, b.Name)
+	}
+	if !slices.Equal(ends, []string{"a", "branch", "y"}) {
+		t.Errorf("blocks end at %v, want [a branch y]", ends)
+	}
+	res, err := ort.CheckSplit(ort.CheckConfig{Model: out, Inputs: 8, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := res.Outputs[0]; d.MaxAbs > 1e-6 || d.MaxRef == 0 {
+		t.Errorf("max abs diff %g (max |output| %g)", d.MaxAbs, d.MaxRef)
 	}
 }
