@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -51,6 +52,8 @@ type Config struct {
 	// PackBits is the precision at which packing (device) or unpacking
 	// (cloud) is timed for PackNsPerElement; default 8.
 	PackBits int
+	// Progress receives progress reports per block; nil reports nothing.
+	Progress io.Writer
 }
 
 // DefaultClass is the device class label of an unnamed machine:
@@ -127,6 +130,7 @@ func Profile(ctx context.Context, cfg Config, log *slog.Logger) (*costmodel.Prof
 	v, _ := ort.Version()
 	p.Source = fmt.Sprintf("dyno-executor profile: ONNX Runtime %s on CPU, %s threads, %d warm-up + %d timed runs per block, %s", v, threadsLabel(cfg.Threads), cfg.Warmup, cfg.Runs, time.Now().UTC().Format(time.RFC3339))
 	var out []float32
+	prog := newProgress(cfg.Progress, "profile "+m.Name+" blocks", chain.K())
 	for i := 1; i <= chain.K(); i++ {
 		s := chain.Block(i)
 		times := make([]float64, 0, cfg.Runs)
@@ -145,7 +149,8 @@ func Profile(ctx context.Context, cfg Config, log *slog.Logger) (*costmodel.Prof
 		}
 		bt := costmodel.BlockTiming{MedianMs: Percentile(times, 50), P95Ms: Percentile(times, 95), Runs: cfg.Runs}
 		p.Blocks = append(p.Blocks, bt)
-		log.Info("profile: block timed", "model", m.Name, "block", i, "name", m.Blocks[i-1].Name, "median_ms", round3(bt.MedianMs), "p95_ms", round3(bt.P95Ms))
+		log.Debug("profile: block timed", "model", m.Name, "block", i, "name", m.Blocks[i-1].Name, "median_ms", round3(bt.MedianMs), "p95_ms", round3(bt.P95Ms))
+		prog.step(i)
 	}
 	ns, err := packNs(ctx, m, acts, cfg)
 	if err != nil {
