@@ -19,7 +19,9 @@ type ShapeProber interface {
 	// float32 input with the given static shape, filled with seeded values.
 	// It returns the element type and shape of every tensor of tensors that
 	// the run produced as a tensor; others (sequences, maps) are left out.
-	// The model lists the tensors among its graph outputs.
+	// The model lists the tensors among its graph outputs. A model the
+	// prober cannot load or run is an error wrapping ErrUnsupported; a
+	// prober that cannot start (no runtime) returns its own error.
 	Probe(model []byte, input string, shape []int64, tensors []string) (map[string]Probed, error)
 }
 
@@ -79,7 +81,7 @@ func (g *Graph) probe(p ShapeProber) (map[string]Probed, error) {
 	in := g.info[g.input]
 	got, err := p.Probe(data, g.input, in.shape, names)
 	if err != nil {
-		return nil, fmt.Errorf("%w: ONNX Runtime could not run the model on a %v input: %v", ErrUnsupported, in.shape, err)
+		return nil, fmt.Errorf("measure the tensors by running the model once on a %v input: %w", in.shape, err)
 	}
 	return got, nil
 }

@@ -407,6 +407,9 @@ func (g *Graph) block(name, in, out string, members []int) (*onnxpb.ModelProto, 
 		ProducerName:    ptr("dyno"),
 		ProducerVersion: ptr("split"),
 		Graph:           gp,
+		// Model-local functions (exporters write them for custom
+		// modules) go with every block; a block uses those it calls.
+		Functions: src.GetFunctions(),
 	}
 	return bm, params + g.paramsOf(inits), nil
 }

@@ -43,7 +43,7 @@ func (p Prober) Probe(data []byte, input string, shape []int64, tensors []string
 	}
 	_, outs, err := onnx.GetInputOutputInfoWithONNXData(data)
 	if err != nil {
-		return nil, fmt.Errorf("ort: read the model's outputs: %w", err)
+		return nil, fmt.Errorf("%w: ONNX Runtime cannot load the model: %v", model.ErrUnsupported, err)
 	}
 	dtype := map[string]int32{}
 	for _, o := range outs {
@@ -63,7 +63,7 @@ func (p Prober) Probe(data []byte, input string, shape []int64, tensors []string
 	}
 	r, err := NewRunner(shapes, "model", input, dims, Options{Threads: p.Threads})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", model.ErrUnsupported, err)
 	}
 	defer r.Close()
 	n := int(prodShape(shape))
@@ -83,7 +83,7 @@ func (p Prober) Probe(data []byte, input string, shape []int64, tensors []string
 			err = bad
 		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: ONNX Runtime cannot run the model on a %v float32 input: %v", model.ErrUnsupported, shape, err)
 		}
 		if first == nil {
 			first = got
