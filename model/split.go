@@ -407,9 +407,12 @@ func (g *Graph) block(name, in, out string, members []int) (*onnxpb.ModelProto, 
 		ProducerName:    ptr("dyno"),
 		ProducerVersion: ptr("split"),
 		Graph:           gp,
-		// Model-local functions (exporters write them for custom
-		// modules) go with every block; a block uses those it calls.
-		Functions: src.GetFunctions(),
+	}
+	// Fields this build's ONNX types do not know, among them model-local
+	// functions (field 25, which exporters write for custom modules), go
+	// with every block: a block may call them.
+	if u := src.ProtoReflect().GetUnknown(); len(u) > 0 {
+		bm.ProtoReflect().SetUnknown(u)
 	}
 	return bm, params + g.paramsOf(inits), nil
 }
