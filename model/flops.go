@@ -17,9 +17,31 @@ var flopCounts = map[string]flopCount{
 // concatenations.
 var movementOps = []string{"Slice", "Expand", "Tile", "Pad", "Split", "ConstantOfShape", "Range", "DepthToSpace", "SpaceToDepth", "Squeeze", "Unsqueeze", "Reshape", "Flatten", "Transpose", "Concat", "Gather", "Shape", "Cast", "Identity"}
 
+// reduceOps cost 1 FLOP per input element, as ReduceMean does.
+var reduceOps = []string{"ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp", "ArgMax", "ArgMin"}
+
+// pointwiseOps cost 1 FLOP per output element, as Add does.
+var pointwiseOps = []string{"Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Where", "Max", "Min", "Mod", "And", "Or", "Not", "Xor", "Reciprocal", "Floor", "Ceil", "Round", "Sign"}
+
 func init() {
 	for _, op := range movementOps {
 		flopCounts[op] = func(*onnxpb.NodeProto, []*tinfo, []*tinfo) (int64, bool) { return 0, true }
+	}
+	for _, op := range reduceOps {
+		flopCounts[op] = func(_ *onnxpb.NodeProto, in, _ []*tinfo) (int64, bool) {
+			if x := known(in, 0); x != nil {
+				return x.elements(), true
+			}
+			return 0, false
+		}
+	}
+	for _, op := range pointwiseOps {
+		flopCounts[op] = func(_ *onnxpb.NodeProto, _, out []*tinfo) (int64, bool) {
+			if y := known(out, 0); y != nil {
+				return y.elements(), true
+			}
+			return 0, false
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package ort_test
 
 import (
 	"errors"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -227,5 +228,45 @@ func TestControlFlowSplits(t *testing.T) {
 	}
 	if d := res.Outputs[0]; d.MaxAbs > 1e-6 || d.MaxRef == 0 {
 		t.Errorf("max abs diff %g (max |output| %g)", d.MaxAbs, d.MaxRef)
+	}
+}
+
+// TestPyTorchExports splits models torch.onnx.export wrote (the test data
+// of the ONNX Runtime binding dyno uses: Constant-node weights, a 100-way
+// fan-out joined by Concat, Shape/ConstantOfShape/Where/Expand
+// arithmetic) and verifies the blocks.
+func TestPyTorchExports(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/yalue/onnxruntime_go").Output()
+	if err != nil {
+		t.Fatalf("find the binding's module: %v", err)
+	}
+	data := filepath.Join(strings.TrimSpace(string(out)), "test_data")
+	for _, tc := range []struct {
+		file   string
+		params int64
+		blocks int
+	}{
+		{"example_big_fanout.onnx", 1600, 2},
+		{"example_0_dim_output.onnx", 0, 2},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "split")
+			s, err := model.SplitFile(filepath.Join(data, tc.file), dir, model.GraphOptions{Prober: ort.Prober{Threads: 1}}, model.SplitOptions{All: true, Raw: true}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Manifest.K() != tc.blocks || s.Manifest.TotalParams() != tc.params {
+				t.Errorf("%d blocks, %d params; want %d, %d", s.Manifest.K(), s.Manifest.TotalParams(), tc.blocks, tc.params)
+			}
+			res, err := ort.CheckSplit(ort.CheckConfig{Model: dir, Inputs: 4, Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := res.Outputs[0]
+			t.Logf("%s: %d blocks, max abs diff %.3g (max |output| %.3g)", tc.file, s.Manifest.K(), d.MaxAbs, d.MaxRef)
+			if d.MaxAbs > 1e-4 || d.MaxRef == 0 || d.NonFinite > 0 {
+				t.Errorf("max abs diff %g, max |output| %g, %d non-finite", d.MaxAbs, d.MaxRef, d.NonFinite)
+			}
+		})
 	}
 }
