@@ -1,6 +1,7 @@
 package model
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -436,21 +437,44 @@ func valueInfo(name string, ti *tinfo) *onnxpb.ValueInfoProto {
 var ErrStale = errors.New("model: folder holds results of another split")
 
 // Stale lists the files in dir that describe another split than s:
-// profiles/*.json and accuracy.json, when dir/model.json is missing or
-// differs from s's manifest. An identical re-split leaves them valid.
+// profiles/*.json and accuracy.json, unless dir already holds this very
+// split (the same manifest, descriptions aside, and byte-identical block
+// files), which leaves them valid.
 func (s *Split) Stale(dir string) ([]string, error) {
-	var buf strings.Builder
-	if err := WriteManifest(&buf, s.Manifest); err != nil {
+	if same, err := s.sameAs(dir); err != nil || same {
 		return nil, err
-	}
-	if old, err := os.ReadFile(filepath.Join(dir, "model.json")); err == nil && string(old) == buf.String() {
-		return nil, nil
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "profiles", "*.json"))
 	if _, err := os.Stat(filepath.Join(dir, "accuracy.json")); err == nil {
 		files = append(files, filepath.Join(dir, "accuracy.json"))
 	}
 	return files, nil
+}
+
+// sameAs reports whether dir holds this split already.
+func (s *Split) sameAs(dir string) (bool, error) {
+	old, err := LoadManifest(filepath.Join(dir, "model.json"))
+	if err != nil {
+		return false, nil
+	}
+	a, b := *old, *s.Manifest
+	a.Source, a.Original, b.Source, b.Original = "", "", "", ""
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	if string(ja) != string(jb) {
+		return false, nil
+	}
+	for i, bm := range s.Blocks {
+		want, err := EncodeONNX(bm)
+		if err != nil {
+			return false, err
+		}
+		got, err := os.ReadFile(filepath.Join(dir, s.Manifest.Blocks[i].File))
+		if err != nil || string(got) != string(want) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // Write writes the blocks under dir/blocks and the manifest as

@@ -226,6 +226,18 @@ func TestSplitWrite(t *testing.T) {
 	}
 	_, err = model.SplitFile(src, out, model.GraphOptions{}, model.SplitOptions{MaxCuts: 2}, false)
 	wantErr(t, err, model.ErrStale, "accuracy.json", "host-cloud.json", "--force")
+	// The same architecture with other weights: same manifest, other
+	// blocks, so the results are stale too.
+	m2, err := model.TinyNet(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src2 := filepath.Join(dir, "tinynet2.onnx")
+	if err := model.WriteONNX(src2, m2); err != nil {
+		t.Fatal(err)
+	}
+	_, err = model.SplitFile(src2, out, model.GraphOptions{}, model.SplitOptions{Raw: true, Name: "tinynet"}, false)
+	wantErr(t, err, model.ErrStale, "accuracy.json")
 	if _, err := os.Stat(filepath.Join(out, "accuracy.json")); err != nil {
 		t.Fatalf("a refused split removed the accuracy table: %v", err)
 	}
