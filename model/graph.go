@@ -57,6 +57,10 @@ type GraphOptions struct {
 	// exported with symbolic dimensions. A symbolic batch dimension (the
 	// first) is taken as 1 without it (and Notes says so).
 	InputShape []int64
+	// Output chooses the graph output to split towards, for models with
+	// several outputs; the nodes that feed only the others are dropped.
+	// "" requires a single output.
+	Output string
 	// Prober measures the shape and element type of every tensor by
 	// running the model once (ONNX Runtime: executor/ort.Prober). With it
 	// any operator the prober runs is accepted: dyno's own inference then
@@ -134,10 +138,19 @@ func AnalyseONNX(m *onnxpb.ModelProto, opt GraphOptions) (*Graph, error) {
 	if len(inputs) != 1 {
 		return nil, fmt.Errorf("%w: the graph has %d inputs %v besides its initializers; dyno splits single-input models (the cloud-only arm sends the one input tensor; fold constant inputs into initializers or export one input)", ErrUnsupported, len(inputs), valueNames(inputs))
 	}
-	if len(gp.GetOutput()) != 1 {
-		return nil, fmt.Errorf("%w: the graph has %d outputs %v; dyno splits single-output models (the last block returns one tensor; export the output the application reads, or concatenate the heads into one)", ErrUnsupported, len(gp.GetOutput()), valueNames(gp.GetOutput()))
+	outs := valueNames(gp.GetOutput())
+	switch {
+	case opt.Output != "":
+		if !slices.Contains(outs, opt.Output) {
+			return nil, fmt.Errorf("%w: the graph has no output %q (--output); its outputs are %v", ErrUnsupported, opt.Output, outs)
+		}
+		g.output = opt.Output
+	case len(outs) != 1:
+		return nil, fmt.Errorf("%w: the graph has %d outputs %v; dyno splits single-output models (the last block returns one tensor): choose the one the application reads with --output NAME (the rest of the graph that only feeds the others is dropped), or concatenate the heads into one in the model", ErrUnsupported, len(outs), outs)
+	default:
+		g.output = outs[0]
 	}
-	g.input, g.output = inputs[0].GetName(), gp.GetOutput()[0].GetName()
+	g.input = inputs[0].GetName()
 	in, notes, err := inputInfo(inputs[0], opt.InputShape)
 	if err != nil {
 		return nil, err
@@ -163,7 +176,7 @@ func AnalyseONNX(m *onnxpb.ModelProto, opt GraphOptions) (*Graph, error) {
 	}
 	out := g.info[g.output]
 	if out == nil {
-		return nil, fmt.Errorf("%w: output %q: ONNX Runtime gave no tensor for it", ErrUnsupported, g.output)
+		return nil, fmt.Errorf("%w: output %q is not a tensor (ONNX Runtime returned none for it: a sequence or a map?)", ErrUnsupported, g.output)
 	}
 	if out.dtype != dtFloat {
 		return nil, fmt.Errorf("%w: output %q is %s; the executors return float32 outputs, so the model's output must be FLOAT (cast it in the model)", ErrUnsupported, g.output, dtypeName(out.dtype))

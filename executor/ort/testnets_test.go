@@ -270,3 +270,42 @@ func TestPyTorchExports(t *testing.T) {
 		})
 	}
 }
+
+// A model with two outputs is refused unless one is chosen; splitting
+// towards one drops what feeds only the other.
+func TestChooseOneOutput(t *testing.T) {
+	m, err := model.LNNet(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Graph.Output = append(m.Graph.Output, &onnxpb.ValueInfoProto{Name: proto.String("ln1")})
+	p := ort.Prober{Threads: 1}
+	if _, err := model.AnalyseONNX(m, model.GraphOptions{Prober: p}); !errors.Is(err, model.ErrUnsupported) || !strings.Contains(err.Error(), "--output") {
+		t.Fatalf("two outputs: %v, want ErrUnsupported naming --output", err)
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "two.onnx")
+	if err := model.WriteONNX(src, m); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		output string
+		blocks int
+	}{{"logits", 13}, {"ln1", 6}} {
+		out := filepath.Join(dir, tc.output)
+		s, err := model.SplitFile(src, out, model.GraphOptions{Prober: p, Output: tc.output}, model.SplitOptions{All: true}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Manifest.K() != tc.blocks {
+			t.Errorf("towards %s: %d blocks, want %d", tc.output, s.Manifest.K(), tc.blocks)
+		}
+		res, err := ort.CheckSplit(ort.CheckConfig{Model: out, Inputs: 2, Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := res.Outputs[0]; d.Name != tc.output || d.MaxAbs > 1e-4 || d.MaxRef == 0 {
+			t.Errorf("towards %s: %+v", tc.output, d)
+		}
+	}
+}

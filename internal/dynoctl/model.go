@@ -62,6 +62,7 @@ func parseInts(s, what string) ([]int64, error) {
 func newModelSplitCmd() *cobra.Command {
 	var (
 		out, name, at, inputShape, bits string
+		output                          string
 		every, maxCuts                  int
 		raw, list, all, force           bool
 		threads                         int
@@ -124,7 +125,7 @@ refused (they would no longer match the blocks); --force clears them.`,
 			if err != nil {
 				return modelError(err)
 			}
-			g, err := model.AnalyseONNX(m, model.GraphOptions{InputShape: shape, Prober: ort.Prober{Threads: threads}})
+			g, err := model.AnalyseONNX(m, model.GraphOptions{InputShape: shape, Output: output, Prober: ort.Prober{Threads: threads}})
 			if err != nil {
 				return modelError(fmt.Errorf("%s: %w", args[0], err))
 			}
@@ -176,6 +177,7 @@ refused (they would no longer match the blocks); --force clears them.`,
 	f.BoolVar(&force, "force", false, "clear profiles and an accuracy table of an earlier, different split in the output folder")
 	f.StringVar(&inputShape, "input-shape", "", "static input shape, e.g. 1,3,224,224 (for models exported with symbolic dimensions)")
 	f.StringVar(&bits, "bits", "", "allowed activation precisions, e.g. 32,16,8,4 (default: all)")
+	f.StringVar(&output, "output", "", "the graph output to split towards, for models with several (the parts feeding only the others are dropped)")
 	f.IntVar(&threads, "threads", 0, "ONNX Runtime intra-op threads for the measuring run (0: its default)")
 	return cmd
 }
