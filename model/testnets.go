@@ -24,6 +24,11 @@ func TestNets() []ZooModel {
 			Build:       LNNet,
 		},
 		{
+			Name:        "dbnet",
+			Description: "a text-detector-like net, 3x64x64 to a 1x64x64 probability map: a backbone of three stages, a feature-pyramid neck (Resize-upsampled top-down Adds and a Concat of every level), a ConvTranspose head, Sigmoid (opset 11)",
+			Build:       DBNet,
+		},
+		{
 			Name:        "seqrec",
 			Description: "a text-recogniser-like net, 1x32x64 image to 16 time steps x 12 classes: convolutions, a Transpose/Reshape to a sequence, a per-step classifier (opset 11)",
 			Build:       SeqRec,
@@ -203,4 +208,50 @@ func SeqRec(seed uint64) (*onnxpb.ModelProto, error) {
 	b.Node("Softmax", "probs", []string{x}, AttrInt("axis", 2))
 	b.Output("probs", 1, 16, 12)
 	return b.ModelOpset(fmt.Sprintf("sequence recogniser with seeded weights (seed %d)", seed), 11), nil
+}
+
+// DBNet is shaped like a differentiable-binarisation text detector at
+// opset 11: three strided stages, a feature-pyramid neck in which every
+// level is added to the upsampled level above and all levels, upsampled to
+// the finest, are concatenated, and a head that upsamples by ConvTranspose
+// to a one-channel probability map. The neck joins every stage, so nothing
+// from the first stage's output to the Concat is a single-tensor cut.
+func DBNet(seed uint64) (*onnxpb.ModelProto, error) {
+	w := newWeights(seed)
+	b := NewBuilder("dbnet")
+	b.Input("image", 1, 3, 64, 64)
+	conv := func(name, x string, inC, outC, k, stride int64, relu bool) string {
+		wt := b.Init(FloatTensor(name+".weight", []int64{outC, inC, k, k}, w.normal(outC*inC*k*k, math.Sqrt(2/float64(inC*k*k)))))
+		bias := b.Init(FloatTensor(name+".bias", []int64{outC}, w.normal(outC, 0.01)))
+		y := b.Node("Conv", name, []string{x, wt, bias}, ConvAttrs(k, stride, k/2)...)
+		if relu {
+			y = b.Node("Relu", name+".relu", []string{y})
+		}
+		return y
+	}
+	nearest := &onnxpb.AttributeProto{Name: ptr("mode"), Type: onnxpb.AttributeProto_STRING.Enum(), S: []byte("nearest")}
+	up := func(name, x string, f float32) string {
+		sc := b.Init(FloatTensor(name+".scales", []int64{4}, []float32{1, 1, f, f}))
+		roi := b.Init(FloatTensor(name+".roi", []int64{0}, nil))
+		return b.Node("Resize", name, []string{x, roi, sc}, nearest)
+	}
+	x := conv("stem", "image", 3, 8, 3, 2, true) // 8x32x32
+	c2 := conv("stage2", x, 8, 16, 3, 2, true)   // 16x16x16
+	c3 := conv("stage3", c2, 16, 24, 3, 2, true) // 24x8x8
+	c4 := conv("stage4", c3, 24, 32, 3, 2, true) // 32x4x4
+	p4 := conv("neck.in4", c4, 32, 16, 1, 1, false)
+	p3 := b.Node("Add", "neck.p3", []string{conv("neck.in3", c3, 24, 16, 1, 1, false), up("neck.up4", p4, 2)})
+	p2 := b.Node("Add", "neck.p2", []string{conv("neck.in2", c2, 16, 16, 1, 1, false), up("neck.up3", p3, 2)})
+	fuse := b.Node("Concat", "neck.fuse", []string{up("neck.out4", conv("neck.o4", p4, 16, 4, 3, 1, false), 4),
+		up("neck.out3", conv("neck.o3", p3, 16, 4, 3, 1, false), 2), conv("neck.o2", p2, 16, 4, 3, 1, false)}, AttrInt("axis", 1)) // 12x16x16
+	h := conv("head.conv", fuse, 12, 8, 3, 1, true)
+	tw := b.Init(FloatTensor("head.up.weight", []int64{8, 4, 2, 2}, w.normal(8*4*4, math.Sqrt(1.0/8))))
+	h = b.Node("ConvTranspose", "head.up", []string{h, tw}, AttrInts("kernel_shape", 2, 2), AttrInts("strides", 2, 2)) // 4x32x32
+	h = b.Node("Relu", "head.up.relu", []string{h})
+	tw2 := b.Init(FloatTensor("head.out.weight", []int64{4, 1, 2, 2}, w.normal(4*4, math.Sqrt(1.0/4))))
+	tb2 := b.Init(FloatTensor("head.out.bias", []int64{1}, []float32{0}))
+	h = b.Node("ConvTranspose", "head.out", []string{h, tw2, tb2}, AttrInts("kernel_shape", 2, 2), AttrInts("strides", 2, 2)) // 1x64x64
+	b.Node("Sigmoid", "prob", []string{h})
+	b.Output("prob", 1, 1, 64, 64)
+	return b.ModelOpset(fmt.Sprintf("text detector with seeded weights (seed %d)", seed), 11), nil
 }
