@@ -2,6 +2,7 @@ package dynoctl_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,5 +131,37 @@ func TestModelSplitCheckAnyModel(t *testing.T) {
 	}
 	if code, out := runCtl("model", "check", filepath.Join(dir, "nothing")); code != dynoctl.ExitBadInput {
 		t.Errorf("check of a missing folder: exit %d: %s", code, out)
+	}
+}
+
+// Arms of precisions the table does not calibrate show as not calibrated
+// in a plan, not as accuracy 0.
+func TestPlanShowsUncalibratedArms(t *testing.T) {
+	dir := t.TempDir()
+	if code, out := runCtl("model", "zoo", "--name", "tinynet", "--out", dir); code != 0 {
+		t.Fatalf("zoo: exit %d: %s", code, out)
+	}
+	md := filepath.Join(dir, "tinynet")
+	m, err := model.LoadManifest(filepath.Join(md, "model.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(md, "profiles"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Repeat(`{"median_ms": 1, "p95_ms": 1, "runs": 1},`, m.K())
+	for _, role := range []string{"device", "cloud"} {
+		p := fmt.Sprintf(`{"version": 1, "model": "tinynet", "device_class": "%s", "role": "%s", "host": "h", "blocks": [%s]}`, role, role, strings.TrimSuffix(blocks, ","))
+		if err := os.WriteFile(filepath.Join(md, "profiles", role+".json"), []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acc := `{"version": 1, "model": "tinynet", "metric": "top1-agreement", "baseline": 1, "entries": [{"split": 0, "bits": 8, "accuracy": 0.9, "agreement": 0.9, "n": 4}]}`
+	if err := os.WriteFile(filepath.Join(md, "accuracy.json"), []byte(acc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runCtl("plan", "--dir", md, "--device", "device", "--cloud", "cloud", "--top", "0")
+	if code != 0 || !strings.Contains(out, "n/c") || !strings.Contains(out, "not calibrated") || !strings.Contains(out, "0.9000") {
+		t.Errorf("plan: exit %d: %s", code, out)
 	}
 }
