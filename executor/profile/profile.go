@@ -1,9 +1,11 @@
 // Package profile measures a split model on the machine it runs on: the
 // latency of every block through ONNX Runtime (a costmodel.Profile), and
 // the accuracy of every arm (split, bits) when the activation at the split
-// goes through the executor's packing (a costmodel.AccuracyTable). These
-// are the inputs of DynO's cost model; `dyno-executor profile` and
-// `dyno-executor calibrate` write them.
+// goes through the executor's packing (a costmodel.AccuracyTable), scored
+// by a metric that fits the output (metric.go) on the user's own labelled
+// data (data.go: .npy inputs and a labels file). These are the inputs of
+// DynO's cost model; `dyno-executor profile` and `dyno-executor calibrate`
+// write them.
 //
 // It measures; it does not predict (costmodel) or decide (bandit).
 package profile
