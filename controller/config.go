@@ -22,6 +22,18 @@ type Config struct {
 	Insecure bool
 	// Tokens are the bearer tokens accepted.
 	Tokens []Token
+	// An executor id belongs to the identity that registered it first: the
+	// subject of its client certificate when TLS verifies client
+	// certificates (ClientTLS makes such a config), else its token's name.
+	// MaxExecutorsPerIdentity bounds how many one identity may own (a
+	// token's MaxExecutors overrides it); zero means 10000, negative no
+	// bound.
+	MaxExecutorsPerIdentity int
+	// ExecutorExpiry removes executors not seen (no registration, report
+	// or ACK) for this long; zero keeps them until removed.
+	ExecutorExpiry time.Duration
+	// NoReflection turns the gRPC reflection service off.
+	NoReflection bool
 
 	// StorePath is the bbolt file.
 	StorePath string
@@ -97,6 +109,9 @@ func (c *Config) withDefaults() Config {
 	d := *c
 	if d.Listen == "" {
 		d.Listen = "127.0.0.1:7070"
+	}
+	if d.MaxExecutorsPerIdentity == 0 {
+		d.MaxExecutorsPerIdentity = 10000
 	}
 	if d.Objectives == nil {
 		d.Objectives = map[string]costmodel.Objective{"default": {Kind: costmodel.MinLatency}}

@@ -187,6 +187,13 @@ func (s *Server) restore() error {
 			return err
 		}
 		err = tx.ForEachExecutor(func(e store.Executor) error {
+			n, err := tx.ReportCount(e.ID)
+			if err != nil {
+				return err
+			}
+			// The count committed with the reports, not the record's
+			// copy written about once a second.
+			e.Reports = n
 			x := s.execs.put(e, s.cfg.ReportRate, s.cfg.ReportBurst)
 			w, err := tx.Window(e.ID)
 			x.through = w.Through
@@ -469,7 +476,9 @@ func (s *Server) serve(lis net.Listener) error {
 	api.RegisterAdminServer(s.grpc, &adminService{srv: s})
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
+	if !s.cfg.NoReflection {
+		reflection.Register(s.grpc)
+	}
 
 	go func() { s.comErr <- s.com.run() }()
 	for _, k := range s.reg.keyList() {

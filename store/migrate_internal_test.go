@@ -15,7 +15,7 @@ func TestMigrationsRunInOrderInOneTransaction(t *testing.T) {
 	}
 	var ran []uint32
 	ms := []migration{
-		{From: 2, About: "second", Apply: func(tx *bolt.Tx) error { ran = append(ran, 2); return nil }},
+		{From: SchemaVersion + 1, About: "second", Apply: func(tx *bolt.Tx) error { ran = append(ran, SchemaVersion+1); return nil }},
 		{From: SchemaVersion, About: "first", Apply: func(tx *bolt.Tx) error {
 			ran = append(ran, SchemaVersion)
 			_, err := tx.CreateBucket([]byte("added"))
@@ -26,7 +26,7 @@ func TestMigrationsRunInOrderInOneTransaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ran) != 2 || ran[0] != SchemaVersion || ran[1] != 2 {
+	if len(ran) != 2 || ran[0] != SchemaVersion || ran[1] != SchemaVersion+1 {
 		t.Fatalf("ran %v", ran)
 	}
 	s.View(func(tx *Tx) error {

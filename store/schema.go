@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -10,7 +11,7 @@ import (
 
 // SchemaVersion is the layout this build writes. Stores of an older version
 // are migrated on Open; newer ones are refused.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // A migration upgrades a store from schema version From to From+1, inside
 // the one transaction that also records the new version.
@@ -20,10 +21,23 @@ type migration struct {
 	Apply func(tx *bolt.Tx) error
 }
 
-// migrations lists every upgrade in order. Schema 1 is the first layout:
-// there is nothing to migrate from yet. A change of layout adds an entry
+// migrations lists every upgrade in order. A change of layout adds an entry
 // here and bumps SchemaVersion.
-var migrations []migration
+var migrations = []migration{
+	{From: 1, About: "per-executor report counts committed with the reports", Apply: func(tx *bolt.Tx) error {
+		c, err := tx.CreateBucket(bucketCounters)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketExecutors).ForEach(func(k, v []byte) error {
+			var e Executor
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("%w: executors/%s: %v", ErrCorruptRecord, k, err)
+			}
+			return c.Put(k, be64(e.Reports))
+		})
+	}},
+}
 
 // checkIdentity refuses a file that is not a dyno store or is too new. A
 // bbolt file with no bucket at all is empty and may become one.
