@@ -1432,9 +1432,13 @@ type StatusResponse struct {
 	// The resident set split: anonymous memory (heap, stacks: what the
 	// process holds) and file-backed pages (the store's memory map: page
 	// cache the kernel reclaims under pressure).
-	AnonRssBytes  uint64 `protobuf:"varint,24,opt,name=anon_rss_bytes,json=anonRssBytes,proto3" json:"anon_rss_bytes,omitempty"`
-	FileRssBytes  uint64 `protobuf:"varint,25,opt,name=file_rss_bytes,json=fileRssBytes,proto3" json:"file_rss_bytes,omitempty"`
-	GoSysBytes    uint64 `protobuf:"varint,26,opt,name=go_sys_bytes,json=goSysBytes,proto3" json:"go_sys_bytes,omitempty"`
+	AnonRssBytes uint64 `protobuf:"varint,24,opt,name=anon_rss_bytes,json=anonRssBytes,proto3" json:"anon_rss_bytes,omitempty"`
+	FileRssBytes uint64 `protobuf:"varint,25,opt,name=file_rss_bytes,json=fileRssBytes,proto3" json:"file_rss_bytes,omitempty"`
+	GoSysBytes   uint64 `protobuf:"varint,26,opt,name=go_sys_bytes,json=goSysBytes,proto3" json:"go_sys_bytes,omitempty"`
+	// The store file's device and inode, so that a client on the same host
+	// can tell a path that is the live store (dynoctl backup refuses it).
+	StoreDevice   uint64 `protobuf:"varint,60,opt,name=store_device,json=storeDevice,proto3" json:"store_device,omitempty"`
+	StoreInode    uint64 `protobuf:"varint,61,opt,name=store_inode,json=storeInode,proto3" json:"store_inode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1647,6 +1651,20 @@ func (x *StatusResponse) GetFileRssBytes() uint64 {
 func (x *StatusResponse) GetGoSysBytes() uint64 {
 	if x != nil {
 		return x.GoSysBytes
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetStoreDevice() uint64 {
+	if x != nil {
+		return x.StoreDevice
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetStoreInode() uint64 {
+	if x != nil {
+		return x.StoreInode
 	}
 	return 0
 }
@@ -2406,7 +2424,18 @@ func (x *TraceBatch) GetTraces() []*Trace {
 }
 
 type ListExecutorsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many executors (0: 1000; at most 10000), in id order,
+	// from after page_token (the next_page_token of the previous page).
+	PageSize  uint32 `protobuf:"varint,60,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,61,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Filters, all of which must hold: the key, the token the executor
+	// registered with, an id prefix, connected now, not seen for this long.
+	Key           string `protobuf:"bytes,62,opt,name=key,proto3" json:"key,omitempty"`
+	TokenName     string `protobuf:"bytes,63,opt,name=token_name,json=tokenName,proto3" json:"token_name,omitempty"`
+	IdPrefix      string `protobuf:"bytes,64,opt,name=id_prefix,json=idPrefix,proto3" json:"id_prefix,omitempty"`
+	ConnectedOnly bool   `protobuf:"varint,65,opt,name=connected_only,json=connectedOnly,proto3" json:"connected_only,omitempty"`
+	NotSeenForMs  int64  `protobuf:"varint,66,opt,name=not_seen_for_ms,json=notSeenForMs,proto3" json:"not_seen_for_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2439,6 +2468,55 @@ func (x *ListExecutorsRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListExecutorsRequest.ProtoReflect.Descriptor instead.
 func (*ListExecutorsRequest) Descriptor() ([]byte, []int) {
 	return file_dyno_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListExecutorsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListExecutorsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListExecutorsRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ListExecutorsRequest) GetTokenName() string {
+	if x != nil {
+		return x.TokenName
+	}
+	return ""
+}
+
+func (x *ListExecutorsRequest) GetIdPrefix() string {
+	if x != nil {
+		return x.IdPrefix
+	}
+	return ""
+}
+
+func (x *ListExecutorsRequest) GetConnectedOnly() bool {
+	if x != nil {
+		return x.ConnectedOnly
+	}
+	return false
+}
+
+func (x *ListExecutorsRequest) GetNotSeenForMs() int64 {
+	if x != nil {
+		return x.NotSeenForMs
+	}
+	return 0
 }
 
 type ExecutorInfo struct {
@@ -2591,8 +2669,12 @@ func (x *ExecutorInfo) GetTokenName() string {
 }
 
 type ListExecutorsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Executors     []*ExecutorInfo        `protobuf:"bytes,1,rep,name=executors,proto3" json:"executors,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Executors []*ExecutorInfo        `protobuf:"bytes,1,rep,name=executors,proto3" json:"executors,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,60,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// The executors that pass the filters, on every page.
+	Total         uint32 `protobuf:"varint,61,opt,name=total,proto3" json:"total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2634,6 +2716,325 @@ func (x *ListExecutorsResponse) GetExecutors() []*ExecutorInfo {
 	return nil
 }
 
+func (x *ListExecutorsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ListExecutorsResponse) GetTotal() uint32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+type RemoveExecutorsRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ExecutorIds []string               `protobuf:"bytes,1,rep,name=executor_ids,json=executorIds,proto3" json:"executor_ids,omitempty"`
+	// Also remove every executor not seen for this long (0: none).
+	NotSeenForMs  int64 `protobuf:"varint,2,opt,name=not_seen_for_ms,json=notSeenForMs,proto3" json:"not_seen_for_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveExecutorsRequest) Reset() {
+	*x = RemoveExecutorsRequest{}
+	mi := &file_dyno_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveExecutorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveExecutorsRequest) ProtoMessage() {}
+
+func (x *RemoveExecutorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveExecutorsRequest.ProtoReflect.Descriptor instead.
+func (*RemoveExecutorsRequest) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RemoveExecutorsRequest) GetExecutorIds() []string {
+	if x != nil {
+		return x.ExecutorIds
+	}
+	return nil
+}
+
+func (x *RemoveExecutorsRequest) GetNotSeenForMs() int64 {
+	if x != nil {
+		return x.NotSeenForMs
+	}
+	return 0
+}
+
+type RemoveExecutorsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Removed []string               `protobuf:"bytes,1,rep,name=removed,proto3" json:"removed,omitempty"`
+	// The ids asked for that are not registered.
+	Unknown       []string `protobuf:"bytes,2,rep,name=unknown,proto3" json:"unknown,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveExecutorsResponse) Reset() {
+	*x = RemoveExecutorsResponse{}
+	mi := &file_dyno_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveExecutorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveExecutorsResponse) ProtoMessage() {}
+
+func (x *RemoveExecutorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveExecutorsResponse.ProtoReflect.Descriptor instead.
+func (*RemoveExecutorsResponse) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RemoveExecutorsResponse) GetRemoved() []string {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+func (x *RemoveExecutorsResponse) GetUnknown() []string {
+	if x != nil {
+		return x.Unknown
+	}
+	return nil
+}
+
+type ListAuditRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this key's events (empty: all).
+	Key      string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	SinceSeq uint64 `protobuf:"varint,2,opt,name=since_seq,json=sinceSeq,proto3" json:"since_seq,omitempty"`
+	// At most this many (0: 1000).
+	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditRequest) Reset() {
+	*x = ListAuditRequest{}
+	mi := &file_dyno_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditRequest) ProtoMessage() {}
+
+func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditRequest) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListAuditRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ListAuditRequest) GetSinceSeq() uint64 {
+	if x != nil {
+		return x.SinceSeq
+	}
+	return 0
+}
+
+func (x *ListAuditRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type AuditEvent struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Seq        uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	AtUnixNano int64                  `protobuf:"varint,2,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	By         string                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	Action     string                 `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	Key        string                 `protobuf:"bytes,5,opt,name=key,proto3" json:"key,omitempty"`
+	Version    uint64                 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
+	// What changed, as JSON (the pin, the objective).
+	DetailJson    string `protobuf:"bytes,7,opt,name=detail_json,json=detailJson,proto3" json:"detail_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEvent) Reset() {
+	*x = AuditEvent{}
+	mi := &file_dyno_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEvent) ProtoMessage() {}
+
+func (x *AuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
+func (*AuditEvent) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *AuditEvent) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetDetailJson() string {
+	if x != nil {
+		return x.DetailJson
+	}
+	return ""
+}
+
+type ListAuditResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*AuditEvent          `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditResponse) Reset() {
+	*x = ListAuditResponse{}
+	mi := &file_dyno_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditResponse) ProtoMessage() {}
+
+func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditResponse) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ListAuditResponse) GetEvents() []*AuditEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 type BackupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2642,7 +3043,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_dyno_proto_msgTypes[32]
+	mi := &file_dyno_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2654,7 +3055,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[32]
+	mi := &file_dyno_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2667,7 +3068,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{32}
+	return file_dyno_proto_rawDescGZIP(), []int{37}
 }
 
 type BackupChunk struct {
@@ -2681,7 +3082,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_dyno_proto_msgTypes[33]
+	mi := &file_dyno_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2693,7 +3094,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[33]
+	mi := &file_dyno_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2706,7 +3107,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{33}
+	return file_dyno_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *BackupChunk) GetData() []byte {
@@ -2731,7 +3132,7 @@ type DescribeRequest struct {
 
 func (x *DescribeRequest) Reset() {
 	*x = DescribeRequest{}
-	mi := &file_dyno_proto_msgTypes[34]
+	mi := &file_dyno_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2743,7 +3144,7 @@ func (x *DescribeRequest) String() string {
 func (*DescribeRequest) ProtoMessage() {}
 
 func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[34]
+	mi := &file_dyno_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2756,7 +3157,7 @@ func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
 func (*DescribeRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{34}
+	return file_dyno_proto_rawDescGZIP(), []int{39}
 }
 
 type DescribeResponse struct {
@@ -2768,7 +3169,7 @@ type DescribeResponse struct {
 
 func (x *DescribeResponse) Reset() {
 	*x = DescribeResponse{}
-	mi := &file_dyno_proto_msgTypes[35]
+	mi := &file_dyno_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2780,7 +3181,7 @@ func (x *DescribeResponse) String() string {
 func (*DescribeResponse) ProtoMessage() {}
 
 func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[35]
+	mi := &file_dyno_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2793,7 +3194,7 @@ func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeResponse.ProtoReflect.Descriptor instead.
 func (*DescribeResponse) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{35}
+	return file_dyno_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DescribeResponse) GetModels() []*CloudModel {
@@ -2814,7 +3215,7 @@ type CloudModel struct {
 
 func (x *CloudModel) Reset() {
 	*x = CloudModel{}
-	mi := &file_dyno_proto_msgTypes[36]
+	mi := &file_dyno_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2826,7 +3227,7 @@ func (x *CloudModel) String() string {
 func (*CloudModel) ProtoMessage() {}
 
 func (x *CloudModel) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[36]
+	mi := &file_dyno_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2839,7 +3240,7 @@ func (x *CloudModel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloudModel.ProtoReflect.Descriptor instead.
 func (*CloudModel) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{36}
+	return file_dyno_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CloudModel) GetName() string {
@@ -2871,7 +3272,7 @@ type InferRequest struct {
 
 func (x *InferRequest) Reset() {
 	*x = InferRequest{}
-	mi := &file_dyno_proto_msgTypes[37]
+	mi := &file_dyno_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2883,7 +3284,7 @@ func (x *InferRequest) String() string {
 func (*InferRequest) ProtoMessage() {}
 
 func (x *InferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[37]
+	mi := &file_dyno_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2896,7 +3297,7 @@ func (x *InferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferRequest.ProtoReflect.Descriptor instead.
 func (*InferRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{37}
+	return file_dyno_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *InferRequest) GetModel() string {
@@ -2941,7 +3342,7 @@ type InferResponse struct {
 
 func (x *InferResponse) Reset() {
 	*x = InferResponse{}
-	mi := &file_dyno_proto_msgTypes[38]
+	mi := &file_dyno_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2953,7 +3354,7 @@ func (x *InferResponse) String() string {
 func (*InferResponse) ProtoMessage() {}
 
 func (x *InferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[38]
+	mi := &file_dyno_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2966,7 +3367,7 @@ func (x *InferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferResponse.ProtoReflect.Descriptor instead.
 func (*InferResponse) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{38}
+	return file_dyno_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *InferResponse) GetOutput() []float32 {
@@ -3135,7 +3536,7 @@ const file_dyno_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x14\n" +
 	"\x05nonce\x18\x03 \x01(\tR\x05nonce\x12'\n" +
 	"\x06policy\x18\x04 \x01(\v2\x0f.dyno.v1.PolicyR\x06policy\"\x0f\n" +
-	"\rStatusRequest\"\xb4\a\n" +
+	"\rStatusRequest\"\xf8\a\n" +
 	"\x0eStatusResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12*\n" +
 	"\x11started_unix_nano\x18\x02 \x01(\x03R\x0fstartedUnixNano\x12\x1d\n" +
@@ -3167,7 +3568,10 @@ const file_dyno_proto_rawDesc = "" +
 	"\x0eanon_rss_bytes\x18\x18 \x01(\x04R\fanonRssBytes\x12$\n" +
 	"\x0efile_rss_bytes\x18\x19 \x01(\x04R\ffileRssBytes\x12 \n" +
 	"\fgo_sys_bytes\x18\x1a \x01(\x04R\n" +
-	"goSysBytes\"\x11\n" +
+	"goSysBytes\x12!\n" +
+	"\fstore_device\x18< \x01(\x04R\vstoreDevice\x12\x1f\n" +
+	"\vstore_inode\x18= \x01(\x04R\n" +
+	"storeInode\"\x11\n" +
 	"\x0fListKeysRequest\"\xb9\x03\n" +
 	"\aKeyInfo\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -3224,8 +3628,17 @@ const file_dyno_proto_rawDesc = "" +
 	"\x04cost\x18\x06 \x01(\x01R\x04cost\"4\n" +
 	"\n" +
 	"TraceBatch\x12&\n" +
-	"\x06traces\x18\x01 \x03(\v2\x0e.dyno.v1.TraceR\x06traces\"\x16\n" +
-	"\x14ListExecutorsRequest\"\xb0\x04\n" +
+	"\x06traces\x18\x01 \x03(\v2\x0e.dyno.v1.TraceR\x06traces\"\xee\x01\n" +
+	"\x14ListExecutorsRequest\x12\x1b\n" +
+	"\tpage_size\x18< \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18= \x01(\tR\tpageToken\x12\x10\n" +
+	"\x03key\x18> \x01(\tR\x03key\x12\x1d\n" +
+	"\n" +
+	"token_name\x18? \x01(\tR\ttokenName\x12\x1b\n" +
+	"\tid_prefix\x18@ \x01(\tR\bidPrefix\x12%\n" +
+	"\x0econnected_only\x18A \x01(\bR\rconnectedOnly\x12%\n" +
+	"\x0fnot_seen_for_ms\x18B \x01(\x03R\fnotSeenForMs\"\xb0\x04\n" +
 	"\fExecutorInfo\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x10\n" +
@@ -3246,9 +3659,34 @@ const file_dyno_proto_rawDesc = "" +
 	"token_name\x18\x0e \x01(\tR\ttokenName\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"L\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x01\n" +
 	"\x15ListExecutorsResponse\x123\n" +
-	"\texecutors\x18\x01 \x03(\v2\x15.dyno.v1.ExecutorInfoR\texecutors\"\x0f\n" +
+	"\texecutors\x18\x01 \x03(\v2\x15.dyno.v1.ExecutorInfoR\texecutors\x12&\n" +
+	"\x0fnext_page_token\x18< \x01(\tR\rnextPageToken\x12\x14\n" +
+	"\x05total\x18= \x01(\rR\x05total\"b\n" +
+	"\x16RemoveExecutorsRequest\x12!\n" +
+	"\fexecutor_ids\x18\x01 \x03(\tR\vexecutorIds\x12%\n" +
+	"\x0fnot_seen_for_ms\x18\x02 \x01(\x03R\fnotSeenForMs\"M\n" +
+	"\x17RemoveExecutorsResponse\x12\x18\n" +
+	"\aremoved\x18\x01 \x03(\tR\aremoved\x12\x18\n" +
+	"\aunknown\x18\x02 \x03(\tR\aunknown\"W\n" +
+	"\x10ListAuditRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1b\n" +
+	"\tsince_seq\x18\x02 \x01(\x04R\bsinceSeq\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"\xb5\x01\n" +
+	"\n" +
+	"AuditEvent\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12 \n" +
+	"\fat_unix_nano\x18\x02 \x01(\x03R\n" +
+	"atUnixNano\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12\x10\n" +
+	"\x03key\x18\x05 \x01(\tR\x03key\x12\x18\n" +
+	"\aversion\x18\x06 \x01(\x04R\aversion\x12\x1f\n" +
+	"\vdetail_json\x18\a \x01(\tR\n" +
+	"detailJson\"@\n" +
+	"\x11ListAuditResponse\x12+\n" +
+	"\x06events\x18\x01 \x03(\v2\x13.dyno.v1.AuditEventR\x06events\"\x0f\n" +
 	"\rBackupRequest\"B\n" +
 	"\vBackupChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1f\n" +
@@ -3276,7 +3714,7 @@ const file_dyno_proto_rawDesc = "" +
 	"\bExecutor\x12?\n" +
 	"\bRegister\x12\x18.dyno.v1.RegisterRequest\x1a\x19.dyno.v1.RegisterResponse\x126\n" +
 	"\x06Report\x12\x14.dyno.v1.ReportBatch\x1a\x12.dyno.v1.ReportAck(\x010\x01\x12B\n" +
-	"\rWatchPolicies\x12\x16.dyno.v1.PolicyRequest\x1a\x15.dyno.v1.PolicyUpdate(\x010\x012\xed\x04\n" +
+	"\rWatchPolicies\x12\x16.dyno.v1.PolicyRequest\x1a\x15.dyno.v1.PolicyUpdate(\x010\x012\x87\x06\n" +
 	"\x05Admin\x129\n" +
 	"\x06Status\x12\x16.dyno.v1.StatusRequest\x1a\x17.dyno.v1.StatusResponse\x12?\n" +
 	"\bListKeys\x12\x18.dyno.v1.ListKeysRequest\x1a\x19.dyno.v1.ListKeysResponse\x127\n" +
@@ -3287,7 +3725,9 @@ const file_dyno_proto_rawDesc = "" +
 	"\fSetObjective\x12\x1c.dyno.v1.SetObjectiveRequest\x1a\x14.dyno.v1.AdminChange\x12C\n" +
 	"\fExportTraces\x12\x1c.dyno.v1.ExportTracesRequest\x1a\x13.dyno.v1.TraceBatch0\x01\x12N\n" +
 	"\rListExecutors\x12\x1d.dyno.v1.ListExecutorsRequest\x1a\x1e.dyno.v1.ListExecutorsResponse\x128\n" +
-	"\x06Backup\x12\x16.dyno.v1.BackupRequest\x1a\x14.dyno.v1.BackupChunk0\x012\x80\x01\n" +
+	"\x06Backup\x12\x16.dyno.v1.BackupRequest\x1a\x14.dyno.v1.BackupChunk0\x01\x12T\n" +
+	"\x0fRemoveExecutors\x12\x1f.dyno.v1.RemoveExecutorsRequest\x1a .dyno.v1.RemoveExecutorsResponse\x12B\n" +
+	"\tListAudit\x12\x19.dyno.v1.ListAuditRequest\x1a\x1a.dyno.v1.ListAuditResponse2\x80\x01\n" +
 	"\x05Cloud\x126\n" +
 	"\x05Infer\x12\x15.dyno.v1.InferRequest\x1a\x16.dyno.v1.InferResponse\x12?\n" +
 	"\bDescribe\x12\x18.dyno.v1.DescribeRequest\x1a\x19.dyno.v1.DescribeResponseB\x1cZ\x1agithub.com/dynoml/dyno/apib\x06proto3"
@@ -3304,56 +3744,61 @@ func file_dyno_proto_rawDescGZIP() []byte {
 	return file_dyno_proto_rawDescData
 }
 
-var file_dyno_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_dyno_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_dyno_proto_goTypes = []any{
-	(*Arm)(nil),                   // 0: dyno.v1.Arm
-	(*Conditions)(nil),            // 1: dyno.v1.Conditions
-	(*Stages)(nil),                // 2: dyno.v1.Stages
-	(*Weights)(nil),               // 3: dyno.v1.Weights
-	(*Objective)(nil),             // 4: dyno.v1.Objective
-	(*Pin)(nil),                   // 5: dyno.v1.Pin
-	(*Policy)(nil),                // 6: dyno.v1.Policy
-	(*RegisterRequest)(nil),       // 7: dyno.v1.RegisterRequest
-	(*Limits)(nil),                // 8: dyno.v1.Limits
-	(*RegisterResponse)(nil),      // 9: dyno.v1.RegisterResponse
-	(*Report)(nil),                // 10: dyno.v1.Report
-	(*ReportBatch)(nil),           // 11: dyno.v1.ReportBatch
-	(*ReportAck)(nil),             // 12: dyno.v1.ReportAck
-	(*PolicyRequest)(nil),         // 13: dyno.v1.PolicyRequest
-	(*PolicyUpdate)(nil),          // 14: dyno.v1.PolicyUpdate
-	(*StatusRequest)(nil),         // 15: dyno.v1.StatusRequest
-	(*StatusResponse)(nil),        // 16: dyno.v1.StatusResponse
-	(*ListKeysRequest)(nil),       // 17: dyno.v1.ListKeysRequest
-	(*KeyInfo)(nil),               // 18: dyno.v1.KeyInfo
-	(*ListKeysResponse)(nil),      // 19: dyno.v1.ListKeysResponse
-	(*GetPolicyRequest)(nil),      // 20: dyno.v1.GetPolicyRequest
-	(*PinRequest)(nil),            // 21: dyno.v1.PinRequest
-	(*UnpinRequest)(nil),          // 22: dyno.v1.UnpinRequest
-	(*ResetRequest)(nil),          // 23: dyno.v1.ResetRequest
-	(*SetObjectiveRequest)(nil),   // 24: dyno.v1.SetObjectiveRequest
-	(*AdminChange)(nil),           // 25: dyno.v1.AdminChange
-	(*ExportTracesRequest)(nil),   // 26: dyno.v1.ExportTracesRequest
-	(*Trace)(nil),                 // 27: dyno.v1.Trace
-	(*TraceBatch)(nil),            // 28: dyno.v1.TraceBatch
-	(*ListExecutorsRequest)(nil),  // 29: dyno.v1.ListExecutorsRequest
-	(*ExecutorInfo)(nil),          // 30: dyno.v1.ExecutorInfo
-	(*ListExecutorsResponse)(nil), // 31: dyno.v1.ListExecutorsResponse
-	(*BackupRequest)(nil),         // 32: dyno.v1.BackupRequest
-	(*BackupChunk)(nil),           // 33: dyno.v1.BackupChunk
-	(*DescribeRequest)(nil),       // 34: dyno.v1.DescribeRequest
-	(*DescribeResponse)(nil),      // 35: dyno.v1.DescribeResponse
-	(*CloudModel)(nil),            // 36: dyno.v1.CloudModel
-	(*InferRequest)(nil),          // 37: dyno.v1.InferRequest
-	(*InferResponse)(nil),         // 38: dyno.v1.InferResponse
-	nil,                           // 39: dyno.v1.RegisterRequest.LabelsEntry
-	nil,                           // 40: dyno.v1.ExecutorInfo.LabelsEntry
+	(*Arm)(nil),                     // 0: dyno.v1.Arm
+	(*Conditions)(nil),              // 1: dyno.v1.Conditions
+	(*Stages)(nil),                  // 2: dyno.v1.Stages
+	(*Weights)(nil),                 // 3: dyno.v1.Weights
+	(*Objective)(nil),               // 4: dyno.v1.Objective
+	(*Pin)(nil),                     // 5: dyno.v1.Pin
+	(*Policy)(nil),                  // 6: dyno.v1.Policy
+	(*RegisterRequest)(nil),         // 7: dyno.v1.RegisterRequest
+	(*Limits)(nil),                  // 8: dyno.v1.Limits
+	(*RegisterResponse)(nil),        // 9: dyno.v1.RegisterResponse
+	(*Report)(nil),                  // 10: dyno.v1.Report
+	(*ReportBatch)(nil),             // 11: dyno.v1.ReportBatch
+	(*ReportAck)(nil),               // 12: dyno.v1.ReportAck
+	(*PolicyRequest)(nil),           // 13: dyno.v1.PolicyRequest
+	(*PolicyUpdate)(nil),            // 14: dyno.v1.PolicyUpdate
+	(*StatusRequest)(nil),           // 15: dyno.v1.StatusRequest
+	(*StatusResponse)(nil),          // 16: dyno.v1.StatusResponse
+	(*ListKeysRequest)(nil),         // 17: dyno.v1.ListKeysRequest
+	(*KeyInfo)(nil),                 // 18: dyno.v1.KeyInfo
+	(*ListKeysResponse)(nil),        // 19: dyno.v1.ListKeysResponse
+	(*GetPolicyRequest)(nil),        // 20: dyno.v1.GetPolicyRequest
+	(*PinRequest)(nil),              // 21: dyno.v1.PinRequest
+	(*UnpinRequest)(nil),            // 22: dyno.v1.UnpinRequest
+	(*ResetRequest)(nil),            // 23: dyno.v1.ResetRequest
+	(*SetObjectiveRequest)(nil),     // 24: dyno.v1.SetObjectiveRequest
+	(*AdminChange)(nil),             // 25: dyno.v1.AdminChange
+	(*ExportTracesRequest)(nil),     // 26: dyno.v1.ExportTracesRequest
+	(*Trace)(nil),                   // 27: dyno.v1.Trace
+	(*TraceBatch)(nil),              // 28: dyno.v1.TraceBatch
+	(*ListExecutorsRequest)(nil),    // 29: dyno.v1.ListExecutorsRequest
+	(*ExecutorInfo)(nil),            // 30: dyno.v1.ExecutorInfo
+	(*ListExecutorsResponse)(nil),   // 31: dyno.v1.ListExecutorsResponse
+	(*RemoveExecutorsRequest)(nil),  // 32: dyno.v1.RemoveExecutorsRequest
+	(*RemoveExecutorsResponse)(nil), // 33: dyno.v1.RemoveExecutorsResponse
+	(*ListAuditRequest)(nil),        // 34: dyno.v1.ListAuditRequest
+	(*AuditEvent)(nil),              // 35: dyno.v1.AuditEvent
+	(*ListAuditResponse)(nil),       // 36: dyno.v1.ListAuditResponse
+	(*BackupRequest)(nil),           // 37: dyno.v1.BackupRequest
+	(*BackupChunk)(nil),             // 38: dyno.v1.BackupChunk
+	(*DescribeRequest)(nil),         // 39: dyno.v1.DescribeRequest
+	(*DescribeResponse)(nil),        // 40: dyno.v1.DescribeResponse
+	(*CloudModel)(nil),              // 41: dyno.v1.CloudModel
+	(*InferRequest)(nil),            // 42: dyno.v1.InferRequest
+	(*InferResponse)(nil),           // 43: dyno.v1.InferResponse
+	nil,                             // 44: dyno.v1.RegisterRequest.LabelsEntry
+	nil,                             // 45: dyno.v1.ExecutorInfo.LabelsEntry
 }
 var file_dyno_proto_depIdxs = []int32{
 	3,  // 0: dyno.v1.Objective.weights:type_name -> dyno.v1.Weights
 	0,  // 1: dyno.v1.Pin.arm:type_name -> dyno.v1.Arm
 	4,  // 2: dyno.v1.Policy.objective:type_name -> dyno.v1.Objective
 	5,  // 3: dyno.v1.Policy.pin:type_name -> dyno.v1.Pin
-	39, // 4: dyno.v1.RegisterRequest.labels:type_name -> dyno.v1.RegisterRequest.LabelsEntry
+	44, // 4: dyno.v1.RegisterRequest.labels:type_name -> dyno.v1.RegisterRequest.LabelsEntry
 	6,  // 5: dyno.v1.RegisterResponse.policy:type_name -> dyno.v1.Policy
 	8,  // 6: dyno.v1.RegisterResponse.limits:type_name -> dyno.v1.Limits
 	0,  // 7: dyno.v1.RegisterResponse.arms:type_name -> dyno.v1.Arm
@@ -3369,44 +3814,49 @@ var file_dyno_proto_depIdxs = []int32{
 	4,  // 17: dyno.v1.SetObjectiveRequest.objective:type_name -> dyno.v1.Objective
 	10, // 18: dyno.v1.Trace.report:type_name -> dyno.v1.Report
 	27, // 19: dyno.v1.TraceBatch.traces:type_name -> dyno.v1.Trace
-	40, // 20: dyno.v1.ExecutorInfo.labels:type_name -> dyno.v1.ExecutorInfo.LabelsEntry
+	45, // 20: dyno.v1.ExecutorInfo.labels:type_name -> dyno.v1.ExecutorInfo.LabelsEntry
 	30, // 21: dyno.v1.ListExecutorsResponse.executors:type_name -> dyno.v1.ExecutorInfo
-	36, // 22: dyno.v1.DescribeResponse.models:type_name -> dyno.v1.CloudModel
-	7,  // 23: dyno.v1.Executor.Register:input_type -> dyno.v1.RegisterRequest
-	11, // 24: dyno.v1.Executor.Report:input_type -> dyno.v1.ReportBatch
-	13, // 25: dyno.v1.Executor.WatchPolicies:input_type -> dyno.v1.PolicyRequest
-	15, // 26: dyno.v1.Admin.Status:input_type -> dyno.v1.StatusRequest
-	17, // 27: dyno.v1.Admin.ListKeys:input_type -> dyno.v1.ListKeysRequest
-	20, // 28: dyno.v1.Admin.GetPolicy:input_type -> dyno.v1.GetPolicyRequest
-	21, // 29: dyno.v1.Admin.Pin:input_type -> dyno.v1.PinRequest
-	22, // 30: dyno.v1.Admin.Unpin:input_type -> dyno.v1.UnpinRequest
-	23, // 31: dyno.v1.Admin.Reset:input_type -> dyno.v1.ResetRequest
-	24, // 32: dyno.v1.Admin.SetObjective:input_type -> dyno.v1.SetObjectiveRequest
-	26, // 33: dyno.v1.Admin.ExportTraces:input_type -> dyno.v1.ExportTracesRequest
-	29, // 34: dyno.v1.Admin.ListExecutors:input_type -> dyno.v1.ListExecutorsRequest
-	32, // 35: dyno.v1.Admin.Backup:input_type -> dyno.v1.BackupRequest
-	37, // 36: dyno.v1.Cloud.Infer:input_type -> dyno.v1.InferRequest
-	34, // 37: dyno.v1.Cloud.Describe:input_type -> dyno.v1.DescribeRequest
-	9,  // 38: dyno.v1.Executor.Register:output_type -> dyno.v1.RegisterResponse
-	12, // 39: dyno.v1.Executor.Report:output_type -> dyno.v1.ReportAck
-	14, // 40: dyno.v1.Executor.WatchPolicies:output_type -> dyno.v1.PolicyUpdate
-	16, // 41: dyno.v1.Admin.Status:output_type -> dyno.v1.StatusResponse
-	19, // 42: dyno.v1.Admin.ListKeys:output_type -> dyno.v1.ListKeysResponse
-	6,  // 43: dyno.v1.Admin.GetPolicy:output_type -> dyno.v1.Policy
-	25, // 44: dyno.v1.Admin.Pin:output_type -> dyno.v1.AdminChange
-	25, // 45: dyno.v1.Admin.Unpin:output_type -> dyno.v1.AdminChange
-	25, // 46: dyno.v1.Admin.Reset:output_type -> dyno.v1.AdminChange
-	25, // 47: dyno.v1.Admin.SetObjective:output_type -> dyno.v1.AdminChange
-	28, // 48: dyno.v1.Admin.ExportTraces:output_type -> dyno.v1.TraceBatch
-	31, // 49: dyno.v1.Admin.ListExecutors:output_type -> dyno.v1.ListExecutorsResponse
-	33, // 50: dyno.v1.Admin.Backup:output_type -> dyno.v1.BackupChunk
-	38, // 51: dyno.v1.Cloud.Infer:output_type -> dyno.v1.InferResponse
-	35, // 52: dyno.v1.Cloud.Describe:output_type -> dyno.v1.DescribeResponse
-	38, // [38:53] is the sub-list for method output_type
-	23, // [23:38] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	35, // 22: dyno.v1.ListAuditResponse.events:type_name -> dyno.v1.AuditEvent
+	41, // 23: dyno.v1.DescribeResponse.models:type_name -> dyno.v1.CloudModel
+	7,  // 24: dyno.v1.Executor.Register:input_type -> dyno.v1.RegisterRequest
+	11, // 25: dyno.v1.Executor.Report:input_type -> dyno.v1.ReportBatch
+	13, // 26: dyno.v1.Executor.WatchPolicies:input_type -> dyno.v1.PolicyRequest
+	15, // 27: dyno.v1.Admin.Status:input_type -> dyno.v1.StatusRequest
+	17, // 28: dyno.v1.Admin.ListKeys:input_type -> dyno.v1.ListKeysRequest
+	20, // 29: dyno.v1.Admin.GetPolicy:input_type -> dyno.v1.GetPolicyRequest
+	21, // 30: dyno.v1.Admin.Pin:input_type -> dyno.v1.PinRequest
+	22, // 31: dyno.v1.Admin.Unpin:input_type -> dyno.v1.UnpinRequest
+	23, // 32: dyno.v1.Admin.Reset:input_type -> dyno.v1.ResetRequest
+	24, // 33: dyno.v1.Admin.SetObjective:input_type -> dyno.v1.SetObjectiveRequest
+	26, // 34: dyno.v1.Admin.ExportTraces:input_type -> dyno.v1.ExportTracesRequest
+	29, // 35: dyno.v1.Admin.ListExecutors:input_type -> dyno.v1.ListExecutorsRequest
+	37, // 36: dyno.v1.Admin.Backup:input_type -> dyno.v1.BackupRequest
+	32, // 37: dyno.v1.Admin.RemoveExecutors:input_type -> dyno.v1.RemoveExecutorsRequest
+	34, // 38: dyno.v1.Admin.ListAudit:input_type -> dyno.v1.ListAuditRequest
+	42, // 39: dyno.v1.Cloud.Infer:input_type -> dyno.v1.InferRequest
+	39, // 40: dyno.v1.Cloud.Describe:input_type -> dyno.v1.DescribeRequest
+	9,  // 41: dyno.v1.Executor.Register:output_type -> dyno.v1.RegisterResponse
+	12, // 42: dyno.v1.Executor.Report:output_type -> dyno.v1.ReportAck
+	14, // 43: dyno.v1.Executor.WatchPolicies:output_type -> dyno.v1.PolicyUpdate
+	16, // 44: dyno.v1.Admin.Status:output_type -> dyno.v1.StatusResponse
+	19, // 45: dyno.v1.Admin.ListKeys:output_type -> dyno.v1.ListKeysResponse
+	6,  // 46: dyno.v1.Admin.GetPolicy:output_type -> dyno.v1.Policy
+	25, // 47: dyno.v1.Admin.Pin:output_type -> dyno.v1.AdminChange
+	25, // 48: dyno.v1.Admin.Unpin:output_type -> dyno.v1.AdminChange
+	25, // 49: dyno.v1.Admin.Reset:output_type -> dyno.v1.AdminChange
+	25, // 50: dyno.v1.Admin.SetObjective:output_type -> dyno.v1.AdminChange
+	28, // 51: dyno.v1.Admin.ExportTraces:output_type -> dyno.v1.TraceBatch
+	31, // 52: dyno.v1.Admin.ListExecutors:output_type -> dyno.v1.ListExecutorsResponse
+	38, // 53: dyno.v1.Admin.Backup:output_type -> dyno.v1.BackupChunk
+	33, // 54: dyno.v1.Admin.RemoveExecutors:output_type -> dyno.v1.RemoveExecutorsResponse
+	36, // 55: dyno.v1.Admin.ListAudit:output_type -> dyno.v1.ListAuditResponse
+	43, // 56: dyno.v1.Cloud.Infer:output_type -> dyno.v1.InferResponse
+	40, // 57: dyno.v1.Cloud.Describe:output_type -> dyno.v1.DescribeResponse
+	41, // [41:58] is the sub-list for method output_type
+	24, // [24:41] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_dyno_proto_init() }
@@ -3421,7 +3871,7 @@ func file_dyno_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dyno_proto_rawDesc), len(file_dyno_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   41,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -63,6 +63,14 @@ var adminCalls = map[string]func(ctx context.Context, a api.AdminClient) error{
 		_, err := a.ListExecutors(ctx, &api.ListExecutorsRequest{})
 		return err
 	},
+	"RemoveExecutors": func(ctx context.Context, a api.AdminClient) error {
+		_, err := a.RemoveExecutors(ctx, &api.RemoveExecutorsRequest{ExecutorIds: []string{"nobody"}})
+		return err
+	},
+	"ListAudit": func(ctx context.Context, a api.AdminClient) error {
+		_, err := a.ListAudit(ctx, &api.ListAuditRequest{})
+		return err
+	},
 	"Backup": func(ctx context.Context, a api.AdminClient) error {
 		s, err := a.Backup(ctx, &api.BackupRequest{})
 		if err != nil {

@@ -40,6 +40,13 @@ type Config struct {
 	// StoreNoSync skips fsync: benchmarks only, acknowledged reports may be
 	// lost in a crash.
 	StoreNoSync bool
+	// StoreCreate allows making a new store in an existing empty file (0
+	// bytes); a missing file is always created.
+	StoreCreate bool
+	// StoreAllowMetaFallback opens a store whose newer meta page is
+	// damaged at the older one, losing its last commit (docs/controller.md);
+	// without it such a store is refused.
+	StoreAllowMetaFallback bool
 	// Retention bounds the trace log (zero: keep everything).
 	Retention store.Retention
 

@@ -194,6 +194,12 @@ func (s *executorService) report(stream api.Executor_ReportServer) error {
 		} else if b.ExecutorId != "" && b.ExecutorId != execID {
 			return finish(badField(fmt.Sprintf("batch %d: executor_id", b.BatchId), "%q, but this stream reports for %q", b.ExecutorId, execID))
 		}
+		x.mu.Lock()
+		gone := x.removed
+		x.mu.Unlock()
+		if gone {
+			return finish(fmt.Errorf("%w: executor %q was removed: register it again", ErrConflict, execID))
+		}
 		// Validate first: a batch that breaks the limits or the schema is
 		// refused as such, whatever the executor's rate budget.
 		items, err := validateBatch(srv.reg, execID, execKey, b, time.Now(), srv.cfg.MaxBatchReports)

@@ -134,6 +134,19 @@ func (e *executors) remove(ids []string) []*execState {
 	return out
 }
 
+// stale lists the executors last seen before t and not connected now.
+func (e *executors) stale(t time.Time) []string {
+	var out []string
+	for _, x := range e.list() {
+		x.mu.Lock()
+		if x.connected == 0 && x.rec.LastSeen.Before(t) {
+			out = append(out, x.rec.ID)
+		}
+		x.mu.Unlock()
+	}
+	return out
+}
+
 // list returns every executor whose registration is committed, by id.
 func (e *executors) list() []*execState {
 	e.mu.Lock()

@@ -78,7 +78,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("objective %s: %w", name, err)
 		}
 	}
-	st, err := store.Open(cfg.StorePath, store.Options{NoSync: cfg.StoreNoSync})
+	st, err := store.Open(cfg.StorePath, store.Options{NoSync: cfg.StoreNoSync, Create: cfg.StoreCreate, AllowMetaFallback: cfg.StoreAllowMetaFallback})
 	if err != nil {
 		return nil, err
 	}
@@ -102,30 +102,31 @@ func New(cfg Config) (*Server, error) {
 // restore loads models, keys, executors and policies from the store, and
 // replays the trace log above each key's checkpoint.
 func (s *Server) restore() error {
+	// Nothing is written before everything stored has been decoded: a
+	// store that is refused is left as it was.
 	var dirModels []*store.Model
+	fromDir := map[string]bool{}
 	for _, dir := range s.cfg.ModelDirs {
 		m, err := readModelDir(dir)
 		if err != nil {
 			return fmt.Errorf("load model: %w", err)
 		}
 		dirModels = append(dirModels, m)
+		fromDir[m.Name] = true
 	}
-	if len(dirModels) > 0 {
-		err := s.st.Update(func(tx *store.Tx) error {
-			for _, m := range dirModels {
-				if err := tx.PutModel(m); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	for _, sm := range dirModels {
+		m, err := decodeModel(sm)
 		if err != nil {
-			return err
+			return fmt.Errorf("load model: %w", err)
 		}
+		s.reg.addModel(m)
 	}
 	var replayFrom, next uint64
 	err := s.st.View(func(tx *store.Tx) error {
 		err := tx.ForEachModel(func(sm store.Model) error {
+			if fromDir[sm.Name] {
+				return nil // replaced by the folder's copy
+			}
 			m, err := decodeModel(&sm)
 			if err != nil {
 				return err
@@ -211,7 +212,20 @@ func (s *Server) restore() error {
 	if replayFrom == 0 || replayFrom > next {
 		replayFrom = next
 	}
-	return s.replay(replayFrom)
+	if err := s.replay(replayFrom); err != nil {
+		return err
+	}
+	if len(dirModels) == 0 {
+		return nil
+	}
+	return s.st.Update(func(tx *store.Tx) error {
+		for _, m := range dirModels {
+			if err := tx.PutModel(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // replay applies the traces from seq on to the keys whose state has not
@@ -328,16 +342,54 @@ func (s *Server) dispatch(byKey map[*keyEntry][]*item) {
 	}
 }
 
-// periodic returns the committer's housekeeping: trace retention and the
-// executors' records.
+// removeExecutors takes executors out of the fleet and deletes their
+// records, windows and counts; it returns the ids removed.
+func (s *Server) removeExecutors(ids []string) ([]string, error) {
+	gone := s.execs.remove(ids)
+	if len(gone) == 0 {
+		return nil, nil
+	}
+	out := make([]string, len(gone))
+	for i, x := range gone {
+		out[i] = x.rec.ID
+	}
+	err := s.com.write(func(tx *store.Tx) error {
+		s.com.forget(out)
+		for _, id := range out {
+			if err := tx.DeleteExecutor(id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// periodic returns the committer's housekeeping: trace retention, the
+// executors' records and the expiry of executors not seen for too long.
 func (s *Server) periodic() *request {
+	now := time.Now()
+	var expired []string
+	if d := s.cfg.ExecutorExpiry; d > 0 {
+		for _, x := range s.execs.remove(s.execs.stale(now.Add(-d))) {
+			expired = append(expired, x.rec.ID)
+		}
+		if len(expired) > 0 {
+			s.log.Info("executors expired", "count", len(expired), "not_seen_for", d, "first", expired[0])
+		}
+	}
 	recs := s.execs.dirtyRecords()
 	r := s.cfg.Retention
-	if len(recs) == 0 && r.MaxAge == 0 && r.MaxCount == 0 {
+	if len(recs) == 0 && len(expired) == 0 && r.MaxAge == 0 && r.MaxCount == 0 {
 		return nil
 	}
-	now := time.Now()
 	return &request{apply: func(tx *store.Tx) error {
+		s.com.forget(expired)
+		for _, id := range expired {
+			if err := tx.DeleteExecutor(id); err != nil {
+				return err
+			}
+		}
 		for i := range recs {
 			if err := tx.PutExecutor(&recs[i]); err != nil {
 				return err

@@ -39,29 +39,43 @@ var migrations = []migration{
 	}},
 }
 
-// checkIdentity refuses a file that is not a dyno store or is too new. A
-// bbolt file with no bucket at all is empty and may become one.
-func checkIdentity(tx *bolt.Tx) error {
+// checkIdentity refuses a file that is not a dyno store, is too new, or
+// lacks a bucket of its schema. A bbolt file with no bucket at all is
+// empty (it reports true) and may become one.
+func checkIdentity(tx *bolt.Tx) (empty bool, err error) {
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
 		empty := true
 		_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
 		if empty {
-			return nil
+			return true, nil
 		}
-		return fmt.Errorf("%w: a bbolt file without dyno's %q bucket", ErrNotStore, bucketMeta)
+		return false, fmt.Errorf("%w: a bbolt file without dyno's %q bucket", ErrNotStore, bucketMeta)
 	}
 	if m := meta.Get(metaMagic); string(m) != magic {
-		return fmt.Errorf("%w: magic %q, want %q", ErrNotStore, m, magic)
+		return false, fmt.Errorf("%w: magic %q, want %q", ErrNotStore, m, magic)
 	}
 	v, err := schemaOf(meta)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if v > SchemaVersion {
-		return fmt.Errorf("%w: the file has schema %d, this build reads up to %d: run a newer dyno-controller", ErrSchemaTooNew, v, SchemaVersion)
+		return false, fmt.Errorf("%w: the file has schema %d, this build reads up to %d: run a newer dyno-controller", ErrSchemaTooNew, v, SchemaVersion)
 	}
-	return nil
+	for _, name := range bucketsOf(v) {
+		if tx.Bucket(name) == nil {
+			return false, fmt.Errorf("%w: the %q bucket of schema %d is missing", ErrCorrupt, name, v)
+		}
+	}
+	return false, nil
+}
+
+// bucketsOf lists the top-level buckets a store of schema v has.
+func bucketsOf(v uint32) [][]byte {
+	if v < 2 {
+		return allBuckets[:len(allBuckets)-1] // no counters before schema 2
+	}
+	return allBuckets
 }
 
 func schemaOf(meta *bolt.Bucket) (uint32, error) {
@@ -74,8 +88,21 @@ func schemaOf(meta *bolt.Bucket) (uint32, error) {
 
 // init creates the buckets of a new store, or migrates an old one.
 func (s *Store) init() error {
+	// A store of this schema is not written on Open: a commit would change
+	// the file (its meta page) for nothing.
+	current := false
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		empty, err := checkIdentity(tx)
+		if err == nil && !empty {
+			v, _ := schemaOf(tx.Bucket(bucketMeta))
+			current = v == SchemaVersion
+		}
+		return err
+	}); err != nil || current {
+		return err
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		if err := checkIdentity(tx); err != nil {
+		if _, err := checkIdentity(tx); err != nil {
 			return err
 		}
 		meta := tx.Bucket(bucketMeta)
