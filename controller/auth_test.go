@@ -144,7 +144,11 @@ func TestEveryAdminCallIsRefusedWithoutAnAdminToken(t *testing.T) {
 	// The admin token passes every one of them.
 	a := api.NewAdminClient(e.dial(t, srv.Addr(), adminSecret))
 	for name, call := range adminCalls {
-		if err := call(ctxFor(t, 10*time.Second), a); err != nil && !errors.Is(err, io.EOF) {
+		err := call(ctxFor(t, 10*time.Second), a)
+		if name == "Unpin" && status.Code(err) == codes.FailedPrecondition {
+			continue // the key is not pinned: answered, not refused
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
 			t.Errorf("%s with the admin token: %v", name, err)
 		}
 	}
