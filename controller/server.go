@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -77,6 +78,10 @@ func New(cfg Config) (*Server, error) {
 		if err := o.Validate(); err != nil {
 			return nil, fmt.Errorf("objective %s: %w", name, err)
 		}
+	}
+	if abs, err := filepath.Abs(cfg.StorePath); err == nil {
+		// Status reports it; dynoctl backup compares it with its target.
+		cfg.StorePath = abs
 	}
 	st, err := store.Open(cfg.StorePath, store.Options{NoSync: cfg.StoreNoSync, Create: cfg.StoreCreate, AllowMetaFallback: cfg.StoreAllowMetaFallback})
 	if err != nil {

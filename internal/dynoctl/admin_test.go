@@ -235,6 +235,75 @@ func TestAdminCommands(t *testing.T) {
 			return nil
 		})
 	})
+	t.Run("backup refuses the live store and existing files", func(t *testing.T) {
+		liveBefore, _ := os.ReadFile(e.store)
+		// The live store by its path, and by a hard link (another name).
+		link := filepath.Join(filepath.Dir(e.store), "other-name.db")
+		if err := os.Link(e.store, link); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(link)
+		for _, target := range []string{e.store, link} {
+			for _, force := range []bool{false, true} {
+				args := []string{"backup", "--out", target}
+				if force {
+					args = append(args, "--force")
+				}
+				code, _, errOut := e.run(t, args...)
+				if code != 3 || !strings.Contains(errOut, "live store") {
+					t.Fatalf("backup onto %s (force %v): exit %d: %s", target, force, code, errOut)
+				}
+			}
+		}
+		liveAfter, _ := os.ReadFile(e.store)
+		if len(liveAfter) < len(liveBefore) {
+			t.Fatal("the live store shrank")
+		}
+		// An existing file needs --force.
+		out := filepath.Join(t.TempDir(), "old.db")
+		os.WriteFile(out, []byte("keep me"), 0o600)
+		code, _, errOut := e.run(t, "backup", "--out", out)
+		if b, _ := os.ReadFile(out); code != 3 || !strings.Contains(errOut, "--force") || string(b) != "keep me" {
+			t.Fatalf("backup onto an existing file: exit %d: %s", code, errOut)
+		}
+		if code, _, errOut := e.run(t, "backup", "--out", out, "--force"); code != 0 {
+			t.Fatalf("with --force: exit %d: %s", code, errOut)
+		}
+		if err := store.Check(out); err != nil {
+			t.Fatal(err)
+		}
+		left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".*tmp*"))
+		if len(left) != 0 {
+			t.Fatalf("temporary files left: %v", left)
+		}
+	})
+	t.Run("audit and executors remove", func(t *testing.T) {
+		if code, _, errOut := e.run(t, "pin", key, "--split", "0", "--bits", "32"); code != 0 {
+			t.Fatalf("pin: %d %s", code, errOut)
+		}
+		if code, _, errOut := e.run(t, "unpin", key); code != 0 {
+			t.Fatalf("unpin: %d %s", code, errOut)
+		}
+		code, _, errOut := e.run(t, "unpin", key)
+		if code != 3 || !strings.Contains(errOut, "not pinned") {
+			t.Fatalf("unpin of an unpinned key: %d %s", code, errOut)
+		}
+		code, stdout, errOut := e.run(t, "audit", key)
+		if code != 0 || !strings.Contains(stdout, "pin") || !strings.Contains(stdout, "unpin") || !strings.Contains(stdout, "ops") {
+			t.Fatalf("audit: %d %s %s", code, stdout, errOut)
+		}
+		if code, _, _ := e.run(t, "audit", "no/such/key"); code != 3 {
+			t.Fatalf("audit of an unknown key: exit %d", code)
+		}
+		code, stdout, errOut = e.run(t, "executors", "remove", "ex-1", "nobody")
+		if code != 0 || !strings.Contains(stdout, "removed ex-1") || !strings.Contains(stdout, "nobody") {
+			t.Fatalf("executors remove: %d %s %s", code, stdout, errOut)
+		}
+		code, stdout, _ = e.run(t, "executors")
+		if code != 0 || strings.Contains(stdout, "ex-1") {
+			t.Fatalf("after removal: %d %s", code, stdout)
+		}
+	})
 	t.Run("help", func(t *testing.T) {
 		var out, errOut bytes.Buffer
 		if code := dynoctl.Main([]string{"pin", "--help"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "Exit codes") || !strings.Contains(out.String(), "--for") {
