@@ -32,6 +32,10 @@ type Config struct {
 	// ExecutorExpiry removes executors not seen (no registration, report
 	// or ACK) for this long; zero keeps them until removed.
 	ExecutorExpiry time.Duration
+	// DrainDelay is how long Run keeps serving with health NOT_SERVING
+	// after it is told to stop (SIGTERM), before the listener closes; zero
+	// means two seconds, negative none.
+	DrainDelay time.Duration
 	// NoReflection turns the gRPC reflection service off.
 	NoReflection bool
 
@@ -116,6 +120,9 @@ func (c *Config) withDefaults() Config {
 	d := *c
 	if d.Listen == "" {
 		d.Listen = "127.0.0.1:7070"
+	}
+	if d.DrainDelay == 0 {
+		d.DrainDelay = 2 * time.Second
 	}
 	if d.MaxExecutorsPerIdentity == 0 {
 		d.MaxExecutorsPerIdentity = 10000

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
@@ -254,4 +255,40 @@ func TestMutualTLSBindsExecutorsToCertificateSubjects(t *testing.T) {
 
 func pemCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// TestDrainTurnsHealthBeforeTheListenerCloses checks what probes see on
+// SIGTERM (Run drains, then stops): NOT_SERVING while new connections are
+// still accepted.
+func TestDrainTurnsHealthBeforeTheListenerCloses(t *testing.T) {
+	e := newEnv(t)
+	srv := start(t, e.cfg)
+	done := make(chan struct{})
+	go func() {
+		srv.Drain(time.Minute)
+		close(done)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// A new connection each time: the listener is still open.
+		h, err := healthpb.NewHealthClient(e.dial(t, srv.Addr(), "")).Check(ctxFor(t, 5*time.Second), &healthpb.HealthCheckRequest{Service: "dyno.v1.Executor"})
+		if err != nil {
+			t.Fatalf("health while draining: %v", err)
+		}
+		if h.Status == healthpb.HealthCheckResponse_NOT_SERVING {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health is %v while draining", h.Status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Work in flight is still served while draining.
+	if _, err := api.NewAdminClient(e.dial(t, srv.Addr(), adminSecret)).Status(ctxFor(t, 5*time.Second), &api.StatusRequest{}); err != nil {
+		t.Fatalf("a call while draining: %v", err)
+	}
+	if err := srv.Stop(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	<-done // Stop ends the drain
 }

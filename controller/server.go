@@ -576,6 +576,27 @@ func (s *Server) Addr() string { return s.lis.Addr().String() }
 // Err reports the failure of the store that stopped the controller, if any.
 func (s *Server) Err() error { return s.com.err() }
 
+// Drain turns health to NOT_SERVING and keeps serving for delay, so that
+// probes and load balancers see a draining server and send no new work
+// before the listener closes (Stop). Run drains before it stops.
+func (s *Server) Drain(delay time.Duration) {
+	if s.health == nil {
+		return
+	}
+	for _, svc := range []string{"", "dyno.v1.Executor", "dyno.v1.Admin"} {
+		s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+	s.log.Info("draining: health is NOT_SERVING", "for", delay)
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.stopping:
+		}
+	}
+}
+
 // Stop shuts down: watchers are told to go, streams get grace until ctx is
 // done, then what is queued is committed and the store closed.
 func (s *Server) Stop(ctx context.Context) error {
@@ -628,6 +649,9 @@ func Run(ctx context.Context, cfg Config) error {
 	case <-ctx.Done():
 	case runErr = <-s.comErr:
 		s.comErr <- runErr
+	}
+	if runErr == nil {
+		s.Drain(s.cfg.DrainDelay)
 	}
 	s.log.Info("controller stopping: streams get 5s to finish")
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
