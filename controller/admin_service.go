@@ -166,6 +166,9 @@ const exportChunk = 1000
 
 // ExportTraces implements api.AdminServer.
 func (a *adminService) ExportTraces(req *api.ExportTracesRequest, stream api.Admin_ExportTracesServer) error {
+	if req.Key != "" && a.srv.reg.key(req.Key) == nil {
+		return toStatus(fmt.Errorf("%w: key %q (dynoctl keys lists them)", ErrNotFound, req.Key))
+	}
 	from, sent := max(req.SinceSeq, 1), uint64(0)
 	for {
 		batch := &api.TraceBatch{}

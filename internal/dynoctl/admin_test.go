@@ -91,7 +91,7 @@ func (e *controllerEnv) register(t *testing.T) {
 	b := &api.ReportBatch{BatchId: 1, ExecutorId: "ex-1"}
 	for i := 1; i <= 20; i++ {
 		b.Reports = append(b.Reports, &api.Report{Seq: uint64(i), Arm: deviceOnly, Propensity: 1, Conditions: &api.Conditions{BandwidthMbps: 5, RttMs: 30},
-			Stages: &api.Stages{DeviceMs: 80 + float64(i)}, StartUnixNano: time.Now().UnixNano()})
+			Stages: &api.Stages{DeviceMs: 80 + float64(i), LatencyMs: 90 + float64(i)}, StartUnixNano: time.Now().UnixNano()})
 	}
 	if err := rs.Send(b); err != nil {
 		t.Fatal(err)
@@ -143,6 +143,7 @@ func TestAdminCommands(t *testing.T) {
 		{"objective set without slo", []string{"objective", "set", key, "--kind", "min-cloud-cost"}, 2, "SLO"},
 		{"reset", []string{"reset", key}, 0, "reset " + key},
 		{"unknown flag", []string{"keys", "--nope"}, 2, "unknown flag"},
+		{"traces of an unknown key", []string{"traces", "export", "--out", "-", "--key", "no/such/key"}, 3, "NotFound"},
 		{"traces bad since", []string{"traces", "export", "--out", "-", "--since", "yesterday"}, 2, "--since"},
 	}
 	for _, c := range cases {
@@ -198,6 +199,9 @@ func TestAdminCommands(t *testing.T) {
 		n := 0
 		for rd.Next() {
 			tr := rd.Record()
+			if tr.Observed.LatencyMs != 90+tr.Observed.DeviceMs-80 || tr.StartUnixNano == 0 || tr.ReceivedUnixNano < tr.StartUnixNano {
+				t.Fatalf("latency_ms or the times are lost: %+v", tr)
+			}
 			if tr.Seq < 6 || tr.Executor != "ex-1" || tr.Observed.DeviceMs <= 80 || tr.Propensity != 1 || tr.Arm.Bits != 32 || tr.ID == "" || tr.Cost <= 80 || tr.ArmIndex != 140 {
 				t.Fatalf("trace %+v", tr)
 			}
