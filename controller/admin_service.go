@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/dynoml/dyno/api"
 	"github.com/dynoml/dyno/costmodel"
 	"github.com/dynoml/dyno/store"
@@ -86,7 +88,26 @@ func (a *adminService) GetPolicy(ctx context.Context, req *api.GetPolicyRequest)
 	if p == nil {
 		return nil, toStatus(fmt.Errorf("%w: key %q has no published policy yet", ErrNotFound, req.Key))
 	}
-	return p, nil
+	c := costmodel.Conditions{BandwidthMbps: req.BandwidthMbps, RTTMs: req.RttMs}
+	if c.BandwidthMbps == 0 {
+		c.BandwidthMbps = 10
+	}
+	if c.RTTMs == 0 {
+		c.RTTMs = 40
+	}
+	if err := c.Validate(); err != nil {
+		return nil, toStatus(err)
+	}
+	sum, err := summarize(k, p, c)
+	if err != nil {
+		// The version itself is sound (executors restore it); say why
+		// there is no summary rather than fail the call.
+		a.srv.log.Warn("policy summary", "key", k.name, "version", p.Version, "err", err)
+		return p, nil
+	}
+	out := proto.Clone(p).(*api.Policy)
+	out.Summary = sum
+	return out, nil
 }
 
 // change hands an operator's change to the key's learner and waits for the

@@ -162,3 +162,39 @@ func TestUnpinOfAnUnpinnedKeyPublishesNothing(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestPolicyShowsItsGreedyArmAndPosterior(t *testing.T) {
+	e := newEnv(t)
+	srv := start(t, e.cfg)
+	ex := api.NewExecutorClient(e.dial(t, srv.Addr(), executorSecret))
+	adm := api.NewAdminClient(e.dial(t, srv.Addr(), adminSecret))
+	register(t, ex, "ex-1")
+	g := fleet.NewGenerator(testCostModel(t), testKey, 1)
+	if _, err := reportOnce(t, ex, &api.ReportBatch{ExecutorId: "ex-1", Reports: g.Batch(1, 300)}); err != nil {
+		t.Fatal(err)
+	}
+	waitLearned(t, adm, testKey, 300)
+	p, err := adm.GetPolicy(ctxFor(t, 10*time.Second), &api.GetPolicyRequest{Key: testKey, BandwidthMbps: 20, RttMs: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Summary
+	if s == nil || s.Greedy == nil || s.StaticArm == nil || len(s.Top) != 5 || len(s.Stages) != 5 || s.Conditions.BandwidthMbps != 20 || s.CostFrom != "posterior" {
+		t.Fatalf("summary %v", s)
+	}
+	if !(s.GreedyProbability > 0) || !(s.GreedyExpectedCost > 0) || s.Top[0].Probability < s.Top[4].Probability {
+		t.Fatalf("summary %v", s)
+	}
+	t.Logf("greedy %v p=%.3g cost %.4g; static %v; stages %v", s.Greedy, s.GreedyProbability, s.GreedyExpectedCost, s.StaticArm, s.Stages)
+	// Pinned, the policy chooses the pin with probability 1.
+	if _, err := adm.Pin(ctxFor(t, 10*time.Second), &api.PinRequest{Key: testKey, Arm: &api.Arm{Split: 2, Bits: 8}}); err != nil {
+		t.Fatal(err)
+	}
+	p, err = adm.GetPolicy(ctxFor(t, 10*time.Second), &api.GetPolicyRequest{Key: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := p.Summary; s.Greedy.Split != 2 || s.Greedy.Bits != 8 || s.GreedyProbability != 1 {
+		t.Fatalf("pinned: greedy %v with probability %g", s.Greedy, s.GreedyProbability)
+	}
+}

@@ -133,6 +133,8 @@ func TestAdminCommands(t *testing.T) {
 		{"keys", []string{"keys"}, 0, key},
 		{"executors", []string{"executors"}, 0, "ex-1"},
 		{"policy show", []string{"policy", "show", key}, 0, "version"},
+		{"policy show greedy", []string{"policy", "show", key, "--bandwidth", "20"}, 0, "greedy arm"},
+		{"policy show posterior", []string{"policy", "show", key}, 0, "posterior transfer"},
 		{"policy show unknown key", []string{"policy", "show", "no/such/key"}, 3, "NotFound"},
 		{"policy show bad key", []string{"policy", "show", "nokey"}, 2, "model/device-class/objective"},
 		{"pin", []string{"pin", key, "--split", "2", "--bits", "8", "--for", "1h", "--reason", "test"}, 0, "pin " + key + ": in effect from version"},
