@@ -44,6 +44,9 @@ func (s *executorService) register(ctx context.Context, req *api.RegisterRequest
 			return nil, err
 		}
 	}
+	if err := checkLabels(req.Labels, req.Version); err != nil {
+		return nil, err
+	}
 	k, err := srv.ensureKey(req.Model, req.DeviceClass, objName)
 	if err != nil {
 		return nil, err
@@ -218,6 +221,30 @@ func (s *executorService) report(stream api.Executor_ReportServer) error {
 		}
 		acks <- inflight{rr: rr, batchID: b.BatchId}
 	}
+}
+
+// Bounds of what a registration may carry, so that the records of a
+// fleet stay small (ListExecutors pages them).
+const (
+	maxLabels     = 32
+	maxLabelKey   = 64
+	maxLabelValue = 256
+	maxVersionLen = 128
+)
+
+func checkLabels(labels map[string]string, version string) error {
+	if len(labels) > maxLabels {
+		return badField("labels", "%d labels, at most %d", len(labels), maxLabels)
+	}
+	for k, v := range labels {
+		if k == "" || len(k) > maxLabelKey || len(v) > maxLabelValue {
+			return badField("labels", "%.40q=%.40q: a key of 1 to %d bytes and a value of at most %d", k, v, maxLabelKey, maxLabelValue)
+		}
+	}
+	if len(version) > maxVersionLen {
+		return badField("version", "%d bytes, at most %d", len(version), maxVersionLen)
+	}
+	return nil
 }
 
 // bound returns the executor a stream acts as, once the caller is its

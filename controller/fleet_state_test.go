@@ -31,6 +31,17 @@ func TestFleetStateIsBounded(t *testing.T) {
 		t.Fatalf("beyond the quota: %v, want ResourceExhausted", err)
 	}
 	register(t, lab, "lab-0")
+	// A registration's labels are bounded too.
+	many := map[string]string{}
+	for i := 0; i < 33; i++ {
+		many[fmt.Sprintf("k%d", i)] = "v"
+	}
+	for _, labels := range []map[string]string{many, {"k": strings.Repeat("v", 300)}} {
+		_, err := lab.Register(ctxFor(t, 10*time.Second), &api.RegisterRequest{ExecutorId: "lab-1", Model: testModel, DeviceClass: testClass, Labels: labels})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "labels") {
+			t.Fatalf("oversized labels: %v", err)
+		}
+	}
 	// Re-registering an executor one owns is not a new one.
 	register(t, ex, "ex-00")
 
