@@ -29,12 +29,34 @@ var migrations = []migration{
 		if err != nil {
 			return err
 		}
+		// Derive the counts from the trace log, which a crash never left
+		// behind the acknowledgements (the records' own counts were written
+		// about once a second); a count above it (traces deleted by
+		// retention) is kept.
+		counts := map[string]uint64{}
+		err = tx.Bucket(bucketTraces).ForEach(func(k, v []byte) error {
+			bl, err := decodeBlock(k, v)
+			if err != nil {
+				return err
+			}
+			for i, e := range bl.entries {
+				t, err := DecodeTrace(bl.first+uint64(i), e)
+				if err != nil {
+					return err
+				}
+				counts[t.Executor]++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 		return tx.Bucket(bucketExecutors).ForEach(func(k, v []byte) error {
 			var e Executor
 			if err := json.Unmarshal(v, &e); err != nil {
 				return fmt.Errorf("%w: executors/%s: %v", ErrCorruptRecord, k, err)
 			}
-			return c.Put(k, be64(e.Reports))
+			return c.Put(k, be64(max(e.Reports, counts[e.ID])))
 		})
 	}},
 }
