@@ -107,7 +107,7 @@ func writeAt(t *testing.T, path string, off int64, b []byte) {
 // without a panic, and left byte for byte as it was.
 func TestEveryDamagedFileIsRefusedUnchanged(t *testing.T) {
 	base := fullStore(t, t.TempDir())
-	pages, err := verifyFile(base, false)
+	pages, err := verifyFile(mustOpen(t, base), false)
 	if err != nil {
 		t.Fatalf("the sound store fails the walk: %v", err)
 	}

@@ -113,7 +113,19 @@ func Open(path string, opts Options) (*Store, error) {
 // bbolt's own check and every record. requireMeta refuses a bbolt file
 // with no bucket at all.
 func inspect(path string, opts Options, requireMeta bool) error {
-	if _, err := verifyFile(path, opts.AllowMetaFallback); err != nil {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", path, err)
+	}
+	defer f.Close() // and with it the lock
+	// The walk reads the file as it is: no writer may be in the middle of
+	// a commit.
+	if err := lockShared(f, opts.LockTimeout); errors.Is(err, syscall.EWOULDBLOCK) {
+		return openError(path, berrors.ErrTimeout)
+	} else if err != nil {
+		return fmt.Errorf("open store %s: lock: %w", path, err)
+	}
+	if _, err := verifyFile(f, opts.AllowMetaFallback); err != nil {
 		return fmt.Errorf("open store %s: %w", path, err)
 	}
 	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: opts.LockTimeout})

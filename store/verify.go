@@ -7,6 +7,8 @@ import (
 	"hash/fnv"
 	"io"
 	"os"
+	"syscall"
+	"time"
 )
 
 // verifyFile walks the bbolt structure of the file at path with plain reads,
@@ -21,12 +23,7 @@ import (
 // bbolt keeps two meta pages and, when the newer is damaged, opens the file
 // at the older one (the transaction before). dyno refuses such a file too,
 // unless allowMetaFallback: the last commit would be lost silently.
-func verifyFile(path string, allowMetaFallback bool) (reached []uint64, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
+func verifyFile(f *os.File, allowMetaFallback bool) (reached []uint64, err error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -167,10 +164,11 @@ func (w *walker) read(id uint64, want uint16) ([]byte, error) {
 	if w.seen[id] {
 		return nil, fmt.Errorf("%w: page %d is referenced twice", ErrCorrupt, id)
 	}
-	hdr := make([]byte, pageHeaderSize)
-	if _, err := w.f.ReadAt(hdr, int64(id)*int64(w.pageSize)); err != nil {
+	b := make([]byte, w.pageSize)
+	if _, err := w.f.ReadAt(b, int64(id)*int64(w.pageSize)); err != nil {
 		return nil, fmt.Errorf("%w: page %d: %v", ErrCorrupt, id, err)
 	}
+	hdr := b[:pageHeaderSize]
 	if got := binary.LittleEndian.Uint64(hdr); got != id {
 		return nil, fmt.Errorf("%w: page %d holds the header of page %d", ErrCorrupt, id, got)
 	}
@@ -189,9 +187,11 @@ func (w *walker) read(id uint64, want uint16) ([]byte, error) {
 		w.seen[id+i] = true
 		w.reached = append(w.reached, id+i)
 	}
-	b := make([]byte, (over+1)*uint64(w.pageSize))
-	if _, err := w.f.ReadAt(b, int64(id)*int64(w.pageSize)); err != nil {
-		return nil, fmt.Errorf("%w: page %d: %v", ErrCorrupt, id, err)
+	if over > 0 {
+		b = append(b, make([]byte, over*uint64(w.pageSize))...)
+		if _, err := w.f.ReadAt(b[w.pageSize:], int64(id+1)*int64(w.pageSize)); err != nil {
+			return nil, fmt.Errorf("%w: page %d: %v", ErrCorrupt, id, err)
+		}
 	}
 	return b, nil
 }
@@ -287,4 +287,20 @@ func (w *walker) node(b []byte, depth int, inline bool) error {
 		}
 	}
 	return nil
+}
+
+// lockShared takes a shared lock of the file, as a read-only bbolt does,
+// waiting up to timeout while a writer (a running controller) holds it.
+func lockShared(f *os.File, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if err != syscall.EWOULDBLOCK || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
