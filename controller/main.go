@@ -149,6 +149,7 @@ func mainServe(cmd *cobra.Command, args []string) error {
 		influxURL, influxToken    string
 		influxOrg, influxBucket   string
 		influxReports             bool
+		clientCA                  string
 	)
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:7070", "gRPC listen address")
 	fs.StringVar(&certFile, "tls-cert", "", "TLS certificate (PEM); dyno-controller gen-cert makes a self-signed one")
@@ -174,6 +175,13 @@ func mainServe(cmd *cobra.Command, args []string) error {
 	fs.StringVar(&influxBucket, "influx-bucket", "dyno/autogen", "InfluxDB bucket (1.8: database/retention-policy)")
 	fs.BoolVar(&influxReports, "influx-report-points", true, "write one point per report, not only per policy version")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&clientCA, "tls-client-ca", "", "require client certificates signed by this CA (PEM): an executor id then belongs to its certificate's subject")
+	fs.BoolVar(&cfg.StoreCreate, "store-create", false, "make a new store in an existing empty (0-byte) --store file")
+	fs.BoolVar(&cfg.StoreAllowMetaFallback, "store-allow-meta-fallback", false, "open a store whose newer meta page is damaged at the older one, losing its last commit")
+	fs.IntVar(&cfg.MaxExecutorsPerIdentity, "max-executors-per-token", 10000, "most executors one token (or client certificate) may own; a token's max-executors overrides it")
+	fs.DurationVar(&cfg.ExecutorExpiry, "executor-expiry", 0, "remove executors not seen for this long (0: never)")
+	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 2*time.Second, "on SIGTERM, serve this long with health NOT_SERVING before closing the listener")
+	fs.BoolVar(&cfg.NoReflection, "no-reflection", false, "turn the gRPC reflection service off")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			cmd.Flags().AddFlagSet(fs)
@@ -190,6 +198,14 @@ func mainServe(cmd *cobra.Command, args []string) error {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	switch {
+	case certFile != "" && keyFile != "" && clientCA != "":
+		t, err := ServerMutualTLS(certFile, keyFile, clientCA)
+		if err != nil {
+			return err
+		}
+		cfg.TLS = t
+	case clientCA != "":
+		return usageErr{errors.New("--tls-client-ca needs --tls-cert and --tls-key")}
 	case certFile != "" && keyFile != "":
 		t, err := ServerTLS(certFile, keyFile)
 		if err != nil {

@@ -1,6 +1,9 @@
 // Package ort wraps ONNX Runtime (through github.com/yalue/onnxruntime_go)
-// for the executor: loading the shared library once per process and running
-// block sessions. It is the only package that imports onnxruntime_go.
+// for the executor: loading the shared library once per process, running
+// block sessions and chains of them, measuring a whole model's tensors for
+// the splitter (Prober, a model.ShapeProber) and checking a split against
+// the whole model (CheckSplit). It is the only package that imports
+// onnxruntime_go.
 package ort
 
 import (

@@ -22,7 +22,7 @@ import (
 func adminCommands() []*cobra.Command {
 	return []*cobra.Command{
 		newStatusCmd(), newKeysCmd(), newPolicyCmd(), newPinCmd(), newUnpinCmd(), newResetCmd(),
-		newObjectiveCmd(), newTracesCmd(), newExecutorsCmd(), newBackupCmd(),
+		newObjectiveCmd(), newTracesCmd(), newExecutorsCmd(), newBackupCmd(), newAuditCmd(),
 	}
 }
 
