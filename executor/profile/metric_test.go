@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,5 +218,21 @@ func TestDefaultProfilePathByRole(t *testing.T) {
 	}
 	if got := profile.DefaultProfilePath(dir, "jetson", costmodel.RoleDevice); got != filepath.Join("models", "profiles", "jetson.json") {
 		t.Errorf("device: %s", got)
+	}
+}
+
+// A metric under which every arm scores the same is a warning, and so is
+// a one-element output's default metric.
+func TestCalibrateWarnsWhenArmsLookAlike(t *testing.T) {
+	dir := tinyDir(t)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	if _, err := profile.Calibrate(context.Background(), profile.CalibrateConfig{Model: dir, Samples: 2, Bits: []int{32}, Threads: 1}, log); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"level=WARN", "cannot tell the arms apart", "metric picked from the output shape", "precisions not calibrated"} {
+		if !strings.Contains(logs.String(), f) {
+			t.Errorf("log does not say %q:\n%s", f, logs.String())
+		}
 	}
 }
