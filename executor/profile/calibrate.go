@@ -207,9 +207,10 @@ func Calibrate(ctx context.Context, cfg CalibrateConfig, log *slog.Logger) (*cos
 		prog.step(i + 1)
 	}
 	t := &costmodel.AccuracyTable{
-		Version: costmodel.AccuracyVersion,
-		Model:   m.Name,
-		Samples: n,
+		Version:    costmodel.AccuracyVersion,
+		Model:      m.Name,
+		Samples:    n,
+		MetricSpec: metric.Spec(),
 	}
 	comp := "zstd"
 	if cfg.NoCompression {

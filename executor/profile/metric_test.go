@@ -236,3 +236,35 @@ func TestCalibrateWarnsWhenArmsLookAlike(t *testing.T) {
 		}
 	}
 }
+
+// The table's metric spec reads back into the metric that wrote it, and
+// scores as Calibrate does: per row along the class axis.
+func TestMetricSpecRoundTripsAndScoresPerRow(t *testing.T) {
+	for _, m := range []profile.Metric{
+		{Kind: profile.MetricTop1, Axis: 2}, {Kind: profile.MetricTopK, K: 3, Axis: 1},
+		{Kind: profile.MetricCosine, Threshold: 0.995}, {Kind: profile.MetricRelErr, Threshold: 0.02},
+	} {
+		got, err := profile.ParseMetric(m.Spec())
+		if err != nil || got != m {
+			t.Errorf("ParseMetric(%q) = %+v, %v; want %+v", m.Spec(), got, err, m)
+		}
+	}
+	// Two time steps of three classes: the first agrees, the second not.
+	shape := []int64{1, 2, 3}
+	full := []float32{0, 1, 0, 1, 0, 0}
+	y := []float32{0, 2, 1, 0, 0, 1}
+	top1 := profile.Metric{Kind: profile.MetricTop1, Axis: 2}
+	if a := top1.Agreement(y, full, shape); a != 0.5 {
+		t.Errorf("top1 per step: %g, want 0.5 (a flattened argmax would say 1)", a)
+	}
+	if s := top1.LabelScore(y, shape, []int{1, 2}); s != 1 {
+		t.Errorf("label score %g, want 1", s)
+	}
+	cos := profile.Metric{Kind: profile.MetricCosine, Threshold: 0.99}
+	if a := cos.Agreement(full, full, shape); a != 1 {
+		t.Errorf("cosine of an output with itself: %g", a)
+	}
+	if a := cos.Agreement(y, full, shape); a != 0 {
+		t.Errorf("cosine of a different output: %g", a)
+	}
+}
