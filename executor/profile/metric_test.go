@@ -268,3 +268,35 @@ func TestMetricSpecRoundTripsAndScoresPerRow(t *testing.T) {
 		t.Errorf("cosine of a different output: %g", a)
 	}
 }
+
+// .npy inputs must have the model's input shape (or be a stack of them):
+// a channels-last image of the right size is refused, not reinterpreted.
+func TestNpyShapes(t *testing.T) {
+	dir := tinyDir(t) // input [1, 3, 32, 32]
+	x := make([]float32, 2*3*32*32)
+	for _, tc := range []struct {
+		shape []int64
+		n     int // inputs read; 0 = refused
+	}{
+		{[]int64{1, 3, 32, 32}, 1}, {[]int64{3, 32, 32}, 1}, {[]int64{2, 3, 32, 32}, 2},
+		{[]int64{2, 1, 3, 32, 32}, 2}, {[]int64{32, 32, 3}, 0}, {[]int64{3, 1024}, 0},
+	} {
+		data := t.TempDir()
+		n := 1
+		for _, d := range tc.shape {
+			n *= int(d)
+		}
+		if err := profile.WriteNpy(filepath.Join(data, "x.npy"), tc.shape, x[:n]); err != nil {
+			t.Fatal(err)
+		}
+		tab, err := profile.Calibrate(context.Background(), profile.CalibrateConfig{Model: dir, Data: data, Bits: []int{32}, Threads: 1}, quiet())
+		switch {
+		case tc.n == 0 && !errors.Is(err, profile.ErrConfig):
+			t.Errorf("shape %v: %v, want ErrConfig", tc.shape, err)
+		case tc.n > 0 && err != nil:
+			t.Errorf("shape %v: %v", tc.shape, err)
+		case tc.n > 0 && tab.Samples != tc.n:
+			t.Errorf("shape %v: %d samples, want %d", tc.shape, tab.Samples, tc.n)
+		}
+	}
+}
