@@ -2802,10 +2802,16 @@ type ExecutorInfo struct {
 	AckedThroughSeq    uint64                 `protobuf:"varint,9,opt,name=acked_through_seq,json=ackedThroughSeq,proto3" json:"acked_through_seq,omitempty"`
 	Reports            uint64                 `protobuf:"varint,10,opt,name=reports,proto3" json:"reports,omitempty"`
 	// The version of its key the executor last ACKed, and its last NACK.
-	AckedVersion  uint64 `protobuf:"varint,11,opt,name=acked_version,json=ackedVersion,proto3" json:"acked_version,omitempty"`
-	LastNack      string `protobuf:"bytes,12,opt,name=last_nack,json=lastNack,proto3" json:"last_nack,omitempty"`
-	Connected     bool   `protobuf:"varint,13,opt,name=connected,proto3" json:"connected,omitempty"`
-	TokenName     string `protobuf:"bytes,14,opt,name=token_name,json=tokenName,proto3" json:"token_name,omitempty"`
+	AckedVersion uint64 `protobuf:"varint,11,opt,name=acked_version,json=ackedVersion,proto3" json:"acked_version,omitempty"`
+	LastNack     string `protobuf:"bytes,12,opt,name=last_nack,json=lastNack,proto3" json:"last_nack,omitempty"`
+	Connected    bool   `protobuf:"varint,13,opt,name=connected,proto3" json:"connected,omitempty"`
+	TokenName    string `protobuf:"bytes,14,opt,name=token_name,json=tokenName,proto3" json:"token_name,omitempty"`
+	// The policy version its latest applied report was chosen with.
+	ReportedPolicyVersion uint64 `protobuf:"varint,80,opt,name=reported_policy_version,json=reportedPolicyVersion,proto3" json:"reported_policy_version,omitempty"`
+	// The arm of most of its recent applied reports (counts halve every
+	// 1024 reports, so this follows what it does now), and their share.
+	TopArm        *Arm    `protobuf:"bytes,81,opt,name=top_arm,json=topArm,proto3" json:"top_arm,omitempty"`
+	TopArmShare   float64 `protobuf:"fixed64,82,opt,name=top_arm_share,json=topArmShare,proto3" json:"top_arm_share,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2936,6 +2942,27 @@ func (x *ExecutorInfo) GetTokenName() string {
 		return x.TokenName
 	}
 	return ""
+}
+
+func (x *ExecutorInfo) GetReportedPolicyVersion() uint64 {
+	if x != nil {
+		return x.ReportedPolicyVersion
+	}
+	return 0
+}
+
+func (x *ExecutorInfo) GetTopArm() *Arm {
+	if x != nil {
+		return x.TopArm
+	}
+	return nil
+}
+
+func (x *ExecutorInfo) GetTopArmShare() float64 {
+	if x != nil {
+		return x.TopArmShare
+	}
+	return 0
 }
 
 type ListExecutorsResponse struct {
@@ -3935,7 +3962,7 @@ const file_dyno_proto_rawDesc = "" +
 	"token_name\x18? \x01(\tR\ttokenName\x12\x1b\n" +
 	"\tid_prefix\x18@ \x01(\tR\bidPrefix\x12%\n" +
 	"\x0econnected_only\x18A \x01(\bR\rconnectedOnly\x12%\n" +
-	"\x0fnot_seen_for_ms\x18B \x01(\x03R\fnotSeenForMs\"\xb0\x04\n" +
+	"\x0fnot_seen_for_ms\x18B \x01(\x03R\fnotSeenForMs\"\xb3\x05\n" +
 	"\fExecutorInfo\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x10\n" +
@@ -3953,7 +3980,10 @@ const file_dyno_proto_rawDesc = "" +
 	"\tlast_nack\x18\f \x01(\tR\blastNack\x12\x1c\n" +
 	"\tconnected\x18\r \x01(\bR\tconnected\x12\x1d\n" +
 	"\n" +
-	"token_name\x18\x0e \x01(\tR\ttokenName\x1a9\n" +
+	"token_name\x18\x0e \x01(\tR\ttokenName\x126\n" +
+	"\x17reported_policy_version\x18P \x01(\x04R\x15reportedPolicyVersion\x12%\n" +
+	"\atop_arm\x18Q \x01(\v2\f.dyno.v1.ArmR\x06topArm\x12\"\n" +
+	"\rtop_arm_share\x18R \x01(\x01R\vtopArmShare\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x01\n" +
@@ -4122,48 +4152,49 @@ var file_dyno_proto_depIdxs = []int32{
 	10, // 25: dyno.v1.Trace.report:type_name -> dyno.v1.Report
 	30, // 26: dyno.v1.TraceBatch.traces:type_name -> dyno.v1.Trace
 	48, // 27: dyno.v1.ExecutorInfo.labels:type_name -> dyno.v1.ExecutorInfo.LabelsEntry
-	33, // 28: dyno.v1.ListExecutorsResponse.executors:type_name -> dyno.v1.ExecutorInfo
-	38, // 29: dyno.v1.ListAuditResponse.events:type_name -> dyno.v1.AuditEvent
-	44, // 30: dyno.v1.DescribeResponse.models:type_name -> dyno.v1.CloudModel
-	7,  // 31: dyno.v1.Executor.Register:input_type -> dyno.v1.RegisterRequest
-	11, // 32: dyno.v1.Executor.Report:input_type -> dyno.v1.ReportBatch
-	13, // 33: dyno.v1.Executor.WatchPolicies:input_type -> dyno.v1.PolicyRequest
-	15, // 34: dyno.v1.Admin.Status:input_type -> dyno.v1.StatusRequest
-	17, // 35: dyno.v1.Admin.ListKeys:input_type -> dyno.v1.ListKeysRequest
-	20, // 36: dyno.v1.Admin.GetPolicy:input_type -> dyno.v1.GetPolicyRequest
-	24, // 37: dyno.v1.Admin.Pin:input_type -> dyno.v1.PinRequest
-	25, // 38: dyno.v1.Admin.Unpin:input_type -> dyno.v1.UnpinRequest
-	26, // 39: dyno.v1.Admin.Reset:input_type -> dyno.v1.ResetRequest
-	27, // 40: dyno.v1.Admin.SetObjective:input_type -> dyno.v1.SetObjectiveRequest
-	29, // 41: dyno.v1.Admin.ExportTraces:input_type -> dyno.v1.ExportTracesRequest
-	32, // 42: dyno.v1.Admin.ListExecutors:input_type -> dyno.v1.ListExecutorsRequest
-	40, // 43: dyno.v1.Admin.Backup:input_type -> dyno.v1.BackupRequest
-	35, // 44: dyno.v1.Admin.RemoveExecutors:input_type -> dyno.v1.RemoveExecutorsRequest
-	37, // 45: dyno.v1.Admin.ListAudit:input_type -> dyno.v1.ListAuditRequest
-	45, // 46: dyno.v1.Cloud.Infer:input_type -> dyno.v1.InferRequest
-	42, // 47: dyno.v1.Cloud.Describe:input_type -> dyno.v1.DescribeRequest
-	9,  // 48: dyno.v1.Executor.Register:output_type -> dyno.v1.RegisterResponse
-	12, // 49: dyno.v1.Executor.Report:output_type -> dyno.v1.ReportAck
-	14, // 50: dyno.v1.Executor.WatchPolicies:output_type -> dyno.v1.PolicyUpdate
-	16, // 51: dyno.v1.Admin.Status:output_type -> dyno.v1.StatusResponse
-	19, // 52: dyno.v1.Admin.ListKeys:output_type -> dyno.v1.ListKeysResponse
-	6,  // 53: dyno.v1.Admin.GetPolicy:output_type -> dyno.v1.Policy
-	28, // 54: dyno.v1.Admin.Pin:output_type -> dyno.v1.AdminChange
-	28, // 55: dyno.v1.Admin.Unpin:output_type -> dyno.v1.AdminChange
-	28, // 56: dyno.v1.Admin.Reset:output_type -> dyno.v1.AdminChange
-	28, // 57: dyno.v1.Admin.SetObjective:output_type -> dyno.v1.AdminChange
-	31, // 58: dyno.v1.Admin.ExportTraces:output_type -> dyno.v1.TraceBatch
-	34, // 59: dyno.v1.Admin.ListExecutors:output_type -> dyno.v1.ListExecutorsResponse
-	41, // 60: dyno.v1.Admin.Backup:output_type -> dyno.v1.BackupChunk
-	36, // 61: dyno.v1.Admin.RemoveExecutors:output_type -> dyno.v1.RemoveExecutorsResponse
-	39, // 62: dyno.v1.Admin.ListAudit:output_type -> dyno.v1.ListAuditResponse
-	46, // 63: dyno.v1.Cloud.Infer:output_type -> dyno.v1.InferResponse
-	43, // 64: dyno.v1.Cloud.Describe:output_type -> dyno.v1.DescribeResponse
-	48, // [48:65] is the sub-list for method output_type
-	31, // [31:48] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	0,  // 28: dyno.v1.ExecutorInfo.top_arm:type_name -> dyno.v1.Arm
+	33, // 29: dyno.v1.ListExecutorsResponse.executors:type_name -> dyno.v1.ExecutorInfo
+	38, // 30: dyno.v1.ListAuditResponse.events:type_name -> dyno.v1.AuditEvent
+	44, // 31: dyno.v1.DescribeResponse.models:type_name -> dyno.v1.CloudModel
+	7,  // 32: dyno.v1.Executor.Register:input_type -> dyno.v1.RegisterRequest
+	11, // 33: dyno.v1.Executor.Report:input_type -> dyno.v1.ReportBatch
+	13, // 34: dyno.v1.Executor.WatchPolicies:input_type -> dyno.v1.PolicyRequest
+	15, // 35: dyno.v1.Admin.Status:input_type -> dyno.v1.StatusRequest
+	17, // 36: dyno.v1.Admin.ListKeys:input_type -> dyno.v1.ListKeysRequest
+	20, // 37: dyno.v1.Admin.GetPolicy:input_type -> dyno.v1.GetPolicyRequest
+	24, // 38: dyno.v1.Admin.Pin:input_type -> dyno.v1.PinRequest
+	25, // 39: dyno.v1.Admin.Unpin:input_type -> dyno.v1.UnpinRequest
+	26, // 40: dyno.v1.Admin.Reset:input_type -> dyno.v1.ResetRequest
+	27, // 41: dyno.v1.Admin.SetObjective:input_type -> dyno.v1.SetObjectiveRequest
+	29, // 42: dyno.v1.Admin.ExportTraces:input_type -> dyno.v1.ExportTracesRequest
+	32, // 43: dyno.v1.Admin.ListExecutors:input_type -> dyno.v1.ListExecutorsRequest
+	40, // 44: dyno.v1.Admin.Backup:input_type -> dyno.v1.BackupRequest
+	35, // 45: dyno.v1.Admin.RemoveExecutors:input_type -> dyno.v1.RemoveExecutorsRequest
+	37, // 46: dyno.v1.Admin.ListAudit:input_type -> dyno.v1.ListAuditRequest
+	45, // 47: dyno.v1.Cloud.Infer:input_type -> dyno.v1.InferRequest
+	42, // 48: dyno.v1.Cloud.Describe:input_type -> dyno.v1.DescribeRequest
+	9,  // 49: dyno.v1.Executor.Register:output_type -> dyno.v1.RegisterResponse
+	12, // 50: dyno.v1.Executor.Report:output_type -> dyno.v1.ReportAck
+	14, // 51: dyno.v1.Executor.WatchPolicies:output_type -> dyno.v1.PolicyUpdate
+	16, // 52: dyno.v1.Admin.Status:output_type -> dyno.v1.StatusResponse
+	19, // 53: dyno.v1.Admin.ListKeys:output_type -> dyno.v1.ListKeysResponse
+	6,  // 54: dyno.v1.Admin.GetPolicy:output_type -> dyno.v1.Policy
+	28, // 55: dyno.v1.Admin.Pin:output_type -> dyno.v1.AdminChange
+	28, // 56: dyno.v1.Admin.Unpin:output_type -> dyno.v1.AdminChange
+	28, // 57: dyno.v1.Admin.Reset:output_type -> dyno.v1.AdminChange
+	28, // 58: dyno.v1.Admin.SetObjective:output_type -> dyno.v1.AdminChange
+	31, // 59: dyno.v1.Admin.ExportTraces:output_type -> dyno.v1.TraceBatch
+	34, // 60: dyno.v1.Admin.ListExecutors:output_type -> dyno.v1.ListExecutorsResponse
+	41, // 61: dyno.v1.Admin.Backup:output_type -> dyno.v1.BackupChunk
+	36, // 62: dyno.v1.Admin.RemoveExecutors:output_type -> dyno.v1.RemoveExecutorsResponse
+	39, // 63: dyno.v1.Admin.ListAudit:output_type -> dyno.v1.ListAuditResponse
+	46, // 64: dyno.v1.Cloud.Infer:output_type -> dyno.v1.InferResponse
+	43, // 65: dyno.v1.Cloud.Describe:output_type -> dyno.v1.DescribeResponse
+	49, // [49:66] is the sub-list for method output_type
+	32, // [32:49] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_dyno_proto_init() }

@@ -139,6 +139,7 @@ func (s *executorService) report(stream api.Executor_ReportServer) error {
 				x.seen(time.Now(), f.rr.reports, f.rr.through)
 				srv.accepted.Add(uint64(f.rr.accepted))
 				srv.duplicates.Add(uint64(f.rr.duplicates))
+				x.used(f.rr.items)
 				err = stream.Send(&api.ReportAck{BatchId: f.batchID, Accepted: uint32(f.rr.accepted), Duplicates: uint32(f.rr.duplicates), AckedThroughSeq: f.rr.through})
 			}
 			if err != nil && !failed.Load() {

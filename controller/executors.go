@@ -22,6 +22,7 @@ type executors struct {
 // execState is one executor; its fields are guarded by mu.
 type execState struct {
 	mu        sync.Mutex
+	use       armUse
 	rec       store.Executor
 	dirty     bool
 	connected int

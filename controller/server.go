@@ -136,6 +136,9 @@ func (s *Server) restore() error {
 			if err != nil {
 				return err
 			}
+			if err := m.checkCloudClass(s.cfg.CloudClass); err != nil {
+				return err
+			}
 			s.reg.addModel(m)
 			return nil
 		})

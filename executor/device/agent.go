@@ -337,6 +337,10 @@ func (a *Agent) Fallbacks() int64 { return a.fallbacks.Load() }
 // unreachable reports whether a cloud call failed for want of the cloud
 // (down, unreachable, too slow), not for what was asked of it.
 func unreachable(err error) bool {
+	if api.IsHandshakeFailure(err) {
+		// A certificate that does not match will not match later.
+		return false
+	}
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
 		return true

@@ -152,7 +152,7 @@ in pages (--page-size); every page is read. --key, --token, --prefix,
 				}
 			}
 			return show(cmd, &c, get, func(tw *tabwriter.Writer, r *api.ListExecutorsResponse) {
-				fmt.Fprintln(tw, "EXECUTOR\tKEY\tCONNECTED\tLAST SEEN\tREPORTS\tACKED SEQ\tACKED VERSION\tLAST NACK\tTOKEN\tLABELS")
+				fmt.Fprintln(tw, "EXECUTOR\tKEY\tCONNECTED\tLAST SEEN\tREPORTS\tACKED SEQ\tACKED VERSION\tPOLICY USED\tTOP ARM\tLAST NACK\tTOKEN\tLABELS")
 				for _, e := range r.Executors {
 					var labels []string
 					for k, v := range e.Labels {
@@ -163,8 +163,15 @@ in pages (--page-size); every page is read. --key, --token, --prefix,
 					if nack == "" {
 						nack = "-"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", e.ExecutorId, e.Key, e.Connected, ago(e.LastSeenUnixNano),
-						e.Reports, e.AckedThroughSeq, e.AckedVersion, nack, e.TokenName, strings.Join(labels, ","))
+					used, top := "-", "-"
+					if e.ReportedPolicyVersion > 0 {
+						used = fmt.Sprintf("v%d", e.ReportedPolicyVersion)
+					}
+					if a := e.TopArm; a != nil {
+						top = fmt.Sprintf("s%d/b%d (%.0f%%)", a.Split, a.Bits, 100*e.TopArmShare)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", e.ExecutorId, e.Key, e.Connected, ago(e.LastSeenUnixNano),
+						e.Reports, e.AckedThroughSeq, e.AckedVersion, used, top, nack, e.TokenName, strings.Join(labels, ","))
 				}
 			})
 		},
