@@ -91,7 +91,8 @@ type Dyno struct {
 	// scratch, reused by Choose
 	pts     []stagePoint
 	costs   []float64
-	leanest []int // per split, the eligible arm that sends the fewest bytes
+	leanest []int     // per split, the eligible arm that sends the fewest bytes
+	floorLo []float64 // per arm, the exploration floor's minimum (floor.go)
 }
 
 // armStatic is the part of an arm the hot path reads, at nominal speed.
@@ -431,6 +432,7 @@ func (p *Dyno) Choose(cond costmodel.Conditions, d *Decision) error {
 			d.Probs[i] /= total
 		}
 	}
+	p.applyFloor(d, best, kt)
 	p.sample(d)
 	return nil
 }
@@ -799,6 +801,7 @@ func (p *Dyno) MarshalBinary() ([]byte, error) {
 	e.bools(p.postOK)
 	e.bools(p.armConflict)
 	e.bools(p.grpConflict)
+	p.encodeFloor(e)
 	return e.b, nil
 }
 
@@ -846,6 +849,7 @@ func init() {
 		p.postOK = d.bools("dyno.posterior_ok", n)
 		p.armConflict = d.bools("dyno.arm_conflict", n)
 		p.grpConflict = d.bools("dyno.group_conflict", n)
+		p.decodeFloor(d)
 		if d.err != nil {
 			return nil, d.err
 		}

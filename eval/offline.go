@@ -14,7 +14,15 @@ import (
 type Target struct {
 	Name   string
 	Policy bandit.Chooser
+	// Logged makes the target the logger itself: its distribution is each
+	// record's own (Policy is not used), an on-policy check whose IPS and
+	// SNIPS equal the logged mean cost. It needs records that carry their
+	// distribution.
+	Logged bool
 }
+
+// LoggerTarget is the target that evaluates the logger itself.
+func LoggerTarget(name string) Target { return Target{Name: name, Logged: true} }
 
 // OfflineOptions configure an offline evaluation.
 type OfflineOptions struct {
@@ -89,7 +97,7 @@ func NewOffline(cm *costmodel.Model, targets []Target, opt OfflineOptions) (*Off
 		o.accs = append(o.accs, acc)
 		o.targetArms = append(o.targetArms, make([]float64, arms))
 		o.decs = append(o.decs, bandit.Decision{})
-		if t.Policy == nil {
+		if t.Policy == nil && !t.Logged {
 			return nil, fmt.Errorf("eval: target %q has no policy", t.Name)
 		}
 	}
@@ -114,9 +122,27 @@ func (o *Offline) Add(rec *tracelog.Record) error {
 		}
 		return fmt.Errorf("eval: record %s: arm %v is not an arm of model %s", rec.ID, rec.Arm, o.cm.Manifest.Name)
 	}
+	var logger []float64
+	switch len(rec.Probs) {
+	case 0:
+	case len(arms):
+		logger = rec.Probs
+	default:
+		return fmt.Errorf("eval: record %s: probs has %d arms, model %s has %d", rec.ID, len(rec.Probs), o.cm.Manifest.Name, len(arms))
+	}
 	stages := rec.Observed.Stages(rec.Arm)
 	cost := o.opt.Objective.Cost(stages)
 	for t, target := range o.targets {
+		if target.Logged {
+			if logger == nil {
+				return fmt.Errorf("eval: record %s: target %s is the logger, but the record carries no distribution (probs)", rec.ID, target.Name)
+			}
+			o.decs[t].Probs = append(o.decs[t].Probs[:0], logger...)
+			// the distribution is written at float32 precision; the
+			// weight of the logged arm is exactly one
+			o.decs[t].Probs[rec.ArmIndex] = rec.Propensity
+			continue
+		}
 		if err := target.Policy.Choose(rec.Conditions, &o.decs[t]); err != nil {
 			return fmt.Errorf("eval: record %s: target %s: %w", rec.ID, target.Name, err)
 		}
@@ -135,7 +161,7 @@ func (o *Offline) Add(rec *tracelog.Record) error {
 	}
 	for t := range o.targets {
 		probs := o.decs[t].Probs
-		o.sample = Sample{Arm: rec.ArmIndex, Propensity: rec.Propensity, Cost: cost, Target: probs}
+		o.sample = Sample{Arm: rec.ArmIndex, Propensity: rec.Propensity, Cost: cost, Target: probs, Logger: logger}
 		if o.reward != nil {
 			o.sample.Model = o.model
 		}

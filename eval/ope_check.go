@@ -11,7 +11,8 @@ import (
 // CoverageOptions configure CheckCoverage.
 type CoverageOptions struct {
 	// Logger is the exploring policy that makes the logs; default
-	// egreedy with Tuning.EGreedy.Epsilon (default 0.5).
+	// egreedy with Tuning.EGreedy.Epsilon (default 0.5). dyno logs with
+	// Tuning.Dyno, its exploration floor included.
 	Logger string
 	Tuning Tuning
 	// Candidates are the policies evaluated offline; default static,
@@ -42,9 +43,16 @@ type CandidateCoverage struct {
 	MeanTruth float64 `json:"mean_truth"`
 	// Covered counts the seeds whose analytic interval held the truth;
 	// BootCovered the bootstrap interval's.
-	Covered     map[Estimator]int     `json:"covered"`
-	BootCovered map[Estimator]int     `json:"boot_covered"`
-	MSE         map[Estimator]float64 `json:"mse"`
+	Covered     map[Estimator]int `json:"covered"`
+	BootCovered map[Estimator]int `json:"boot_covered"`
+	// Silent counts the seeds whose analytic interval missed the truth
+	// while the evaluation warned of nothing and judged the estimate
+	// supported: the misses nobody was told about.
+	Silent map[Estimator]int `json:"silent"`
+	// Undefined counts the seeds where the estimate had no value (no
+	// support); MSE is over the others.
+	Undefined map[Estimator]int     `json:"undefined"`
+	MSE       map[Estimator]float64 `json:"mse"`
 }
 
 // CheckCoverage makes Seeds logs of the world with an exploring policy and
@@ -72,7 +80,8 @@ func CheckCoverage(w *World, opt CoverageOptions) (*CoverageResult, error) {
 	}
 	res := &CoverageResult{Scenario: w.Scenario.Name, Logger: opt.Logger, Seeds: opt.Seeds, Requests: opt.Requests}
 	for _, c := range opt.Candidates {
-		res.Candidates = append(res.Candidates, CandidateCoverage{Name: c, Covered: map[Estimator]int{}, BootCovered: map[Estimator]int{}, MSE: map[Estimator]float64{}})
+		res.Candidates = append(res.Candidates, CandidateCoverage{Name: c, Covered: map[Estimator]int{}, BootCovered: map[Estimator]int{},
+			Silent: map[Estimator]int{}, Undefined: map[Estimator]int{}, MSE: map[Estimator]float64{}})
 	}
 	for seed := 0; seed < opt.Seeds; seed++ {
 		build := func(salt uint64) ([]Target, error) {
@@ -129,14 +138,22 @@ func CheckCoverage(w *World, opt CoverageOptions) (*CoverageResult, error) {
 			v := truth[t] / float64(rep.Records)
 			c := &res.Candidates[t]
 			c.MeanTruth += v / float64(opt.Seeds)
-			for _, e := range rep.Targets[t].Estimates {
-				if e.Lo <= v && v <= e.Hi {
+			tr := &rep.Targets[t]
+			for _, e := range tr.Estimates {
+				switch {
+				case e.Lo <= v && v <= e.Hi:
 					c.Covered[e.Estimator]++
+				case len(tr.Warnings) == 0 && e.Verdict == Supported:
+					c.Silent[e.Estimator]++
 				}
 				if !math.IsNaN(e.BootLo) && e.BootLo <= v && v <= e.BootHi {
 					c.BootCovered[e.Estimator]++
 				}
-				c.MSE[e.Estimator] += (e.Value - v) * (e.Value - v) / float64(opt.Seeds)
+				if math.IsNaN(e.Value) {
+					c.Undefined[e.Estimator]++
+				} else {
+					c.MSE[e.Estimator] += (e.Value - v) * (e.Value - v) / float64(opt.Seeds)
+				}
 			}
 		}
 	}

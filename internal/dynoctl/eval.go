@@ -55,9 +55,14 @@ policy with diagnostics: effective sample size, largest importance weight, and
 the share of its probability on arms the logger never chose.
 
 Policies are the names of bandit policies (dyno, static, ans, neurosurgeon,
-egreedy, device, cloud), built fresh from the cost model, or NAME=FILE for a
+egreedy, device, cloud), built fresh from the cost model, NAME=FILE for a
 stored policy version (the bytes the controller keeps; see 'dynoctl policy
-show KEY --state FILE'). The trace file is read as a stream: memory does not grow with it.`,
+show KEY --state FILE'), or logger: the records' own distributions, an
+on-policy check whose IPS and SNIPS equal the logged mean cost. Every
+estimate has a verdict (supported, biased-low, unsupported) and the
+diagnostics include the target's mass on arms the logger gave probability 0
+in the same record (docs/eval.md). The trace file is read as a stream: memory
+does not grow with it.`,
 		Example: `  dynoctl eval --traces out/traces/exact-dyno-seed0.jsonl --dir examples/resnet50 --device phone-low --floor 0.745 --policies static,device,cloud,dyno
   dynoctl eval --traces log.jsonl --dir models/mnist --device amd64-2cpu --cloud amd64-2cpu-cloud --policies static --estimators ips,snips --json
   dynoctl eval --traces log.jsonl --dir examples/resnet50 --device phone-low --policies static --report out/eval`,
@@ -116,6 +121,10 @@ func (f *planFlags) objectiveOf() (costmodel.Objective, error) {
 	return obj, nil
 }
 
+// loggerTarget names the logger itself as a target: each record's own
+// distribution, an on-policy check that equals the logged mean cost.
+const loggerTarget = "logger"
+
 func buildTargets(cm *costmodel.Model, obj costmodel.Objective, list string, seed uint64) ([]eval.Target, error) {
 	var out []eval.Target
 	for i, item := range strings.Split(list, ",") {
@@ -124,6 +133,10 @@ func buildTargets(cm *costmodel.Model, obj costmodel.Objective, list string, see
 			continue
 		}
 		name, file, stored := strings.Cut(item, "=")
+		if !stored && name == loggerTarget {
+			out = append(out, eval.LoggerTarget(name))
+			continue
+		}
 		var p bandit.Policy
 		var err error
 		if stored {
