@@ -27,13 +27,18 @@ type CoverageOptions struct {
 	EstimateOptions
 }
 
+// LoggerName names the logger itself among the candidates.
+const LoggerName = "logger"
+
 // CoverageResult is how often each estimator's interval covered the truth.
 type CoverageResult struct {
-	Scenario   string              `json:"scenario"`
-	Logger     string              `json:"logger"`
-	Seeds      int                 `json:"seeds"`
-	Requests   int                 `json:"requests"`
-	Candidates []CandidateCoverage `json:"candidates"`
+	Scenario string `json:"scenario"`
+	Logger   string `json:"logger"`
+	// ExploreFloor is dyno's exploration floor when dyno logged.
+	ExploreFloor float64             `json:"explore_floor,omitempty"`
+	Seeds        int                 `json:"seeds"`
+	Requests     int                 `json:"requests"`
+	Candidates   []CandidateCoverage `json:"candidates"`
 }
 
 // CandidateCoverage is one candidate's coverage and error per estimator.
@@ -79,6 +84,12 @@ func CheckCoverage(w *World, opt CoverageOptions) (*CoverageResult, error) {
 		opt.Estimators = []Estimator{IPS, SNIPS, DR}
 	}
 	res := &CoverageResult{Scenario: w.Scenario.Name, Logger: opt.Logger, Seeds: opt.Seeds, Requests: opt.Requests}
+	if opt.Logger == bandit.NameDyno {
+		res.ExploreFloor = opt.Tuning.Dyno.ExploreFloor
+		if res.ExploreFloor == 0 {
+			res.ExploreFloor = bandit.DefaultExploreFloor
+		}
+	}
 	for _, c := range opt.Candidates {
 		res.Candidates = append(res.Candidates, CandidateCoverage{Name: c, Covered: map[Estimator]int{}, BootCovered: map[Estimator]int{},
 			Silent: map[Estimator]int{}, Undefined: map[Estimator]int{}, MSE: map[Estimator]float64{}})
@@ -87,6 +98,10 @@ func CheckCoverage(w *World, opt CoverageOptions) (*CoverageResult, error) {
 		build := func(salt uint64) ([]Target, error) {
 			var ts []Target
 			for i, c := range opt.Candidates {
+				if c == LoggerName {
+					ts = append(ts, LoggerTarget(c))
+					continue
+				}
 				p, err := bandit.New(c, w.Seen, bandit.Config{Objective: w.Scenario.Objective, Seed: uint64(seed)*131 + uint64(i) + salt, Layers: w.Layers})
 				if err != nil {
 					return nil, err
@@ -116,7 +131,9 @@ func CheckCoverage(w *World, opt CoverageOptions) (*CoverageResult, error) {
 		var dec bandit.Decision
 		err = w.Log(opt.Logger, seed, opt.Requests, &opt.Tuning, func(rec *tracelog.Record, trueCost []float64) error {
 			for t, tp := range truthPolicies {
-				if err := tp.Policy.Choose(rec.Conditions, &dec); err != nil {
+				if tp.Logged {
+					dec.Probs = append(dec.Probs[:0], rec.Probs...)
+				} else if err := tp.Policy.Choose(rec.Conditions, &dec); err != nil {
 					return err
 				}
 				for a, p := range dec.Probs {

@@ -121,10 +121,6 @@ func (f *planFlags) objectiveOf() (costmodel.Objective, error) {
 	return obj, nil
 }
 
-// loggerTarget names the logger itself as a target: each record's own
-// distribution, an on-policy check that equals the logged mean cost.
-const loggerTarget = "logger"
-
 func buildTargets(cm *costmodel.Model, obj costmodel.Objective, list string, seed uint64) ([]eval.Target, error) {
 	var out []eval.Target
 	for i, item := range strings.Split(list, ",") {
@@ -133,7 +129,7 @@ func buildTargets(cm *costmodel.Model, obj costmodel.Objective, list string, see
 			continue
 		}
 		name, file, stored := strings.Cut(item, "=")
-		if !stored && name == loggerTarget {
+		if !stored && name == eval.LoggerName {
 			out = append(out, eval.LoggerTarget(name))
 			continue
 		}
@@ -415,6 +411,8 @@ func newEvalCoverageCmd() *cobra.Command {
 		epsilon  float64
 		asJSON   bool
 		policies string
+		logger   string
+		floor    float64
 	)
 	cmd := &cobra.Command{
 		Use:   "coverage --scenario FILE",
@@ -424,7 +422,9 @@ at --epsilon), evaluates each candidate policy offline on each log, and counts
 how often the 95% intervals of IPS, SNIPS and DR hold the candidate's true
 value, which the simulator knows: the candidate's expected cost on the logged
 requests. It also prints each estimator's mean squared error. The target is
-coverage of at least 90% and DR's error no worse than IPS's.`,
+coverage of at least 90% and DR's error no worse than IPS's; where an
+interval misses, the evaluation must have said so (a warning or a verdict
+other than supported): "missed unwarned" counts the misses it did not.`,
 		Example: `  dynoctl eval coverage --scenario scenarios/ope/mobilenet-egreedy.json --seeds 100`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -442,8 +442,8 @@ coverage of at least 90% and DR's error no worse than IPS's.`,
 					cands = append(cands, p)
 				}
 			}
-			res, err := eval.CheckCoverage(w, eval.CoverageOptions{Seeds: seeds, Requests: requests, Candidates: cands,
-				Tuning: eval.Tuning{EGreedy: bandit.EGreedyConfig{Epsilon: epsilon}}})
+			res, err := eval.CheckCoverage(w, eval.CoverageOptions{Logger: logger, Seeds: seeds, Requests: requests, Candidates: cands,
+				Tuning: eval.Tuning{EGreedy: bandit.EGreedyConfig{Epsilon: epsilon}, Dyno: bandit.DynoConfig{ExploreFloor: floor}}})
 			if err != nil {
 				return err
 			}
@@ -451,13 +451,17 @@ coverage of at least 90% and DR's error no worse than IPS's.`,
 			if asJSON {
 				return costmodel.WriteJSON(out, res)
 			}
-			fmt.Fprintf(out, "%s: %d logs of %d requests by %s (epsilon %.2f); 95%% intervals\n", res.Scenario, res.Seeds, res.Requests, res.Logger, epsilon)
+			how := fmt.Sprintf("epsilon %.2f", epsilon)
+			if res.Logger == bandit.NameDyno {
+				how = fmt.Sprintf("exploration floor %g", res.ExploreFloor)
+			}
+			fmt.Fprintf(out, "%s: %d logs of %d requests by %s (%s); 95%% intervals\n", res.Scenario, res.Seeds, res.Requests, res.Logger, how)
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "policy\ttrue value\testimator\tcovered (analytic)\tcovered (bootstrap)\tMSE\t")
+			fmt.Fprintln(tw, "policy\ttrue value\testimator\tcovered (analytic)\tcovered (bootstrap)\tmissed unwarned\tMSE\t")
 			for _, c := range res.Candidates {
 				for _, e := range []eval.Estimator{eval.IPS, eval.SNIPS, eval.DR} {
-					fmt.Fprintf(tw, "%s\t%.2f\t%s\t%.0f%%\t%.0f%%\t%.3f\t\n", c.Name, c.MeanTruth, e,
-						100*float64(c.Covered[e])/float64(res.Seeds), 100*float64(c.BootCovered[e])/float64(res.Seeds), c.MSE[e])
+					fmt.Fprintf(tw, "%s\t%.2f\t%s\t%.0f%%\t%.0f%%\t%d\t%.3f\t\n", c.Name, c.MeanTruth, e,
+						100*float64(c.Covered[e])/float64(res.Seeds), 100*float64(c.BootCovered[e])/float64(res.Seeds), c.Silent[e], c.MSE[e])
 				}
 			}
 			return tw.Flush()
@@ -469,6 +473,8 @@ coverage of at least 90% and DR's error no worse than IPS's.`,
 	fl.IntVar(&requests, "requests", 0, "requests per log (0: the scenario's)")
 	fl.Float64Var(&epsilon, "epsilon", 1, "the logger's exploration share (epsilon-greedy)")
 	fl.StringVar(&policies, "policies", "static,device,cloud,dyno", "candidate policies")
+	fl.StringVar(&logger, "logger", bandit.NameEGreedy, "the policy that makes the logs: egreedy (at --epsilon) or dyno (with --explore-floor)")
+	fl.Float64Var(&floor, "explore-floor", 0, fmt.Sprintf("with --logger dyno: its exploration floor (0: the default %g; negative: off)", bandit.DefaultExploreFloor))
 	fl.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
