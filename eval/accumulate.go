@@ -113,9 +113,9 @@ type Diagnostics struct {
 	// mass is not zero.
 	ZeroSupportMass  float64 `json:"zero_support_mass"`
 	ZeroSupportShare float64 `json:"zero_support_share"`
-	// LowSupportMass is the target's mean probability on arms the logger
-	// gave a probability in (0, MinPropensity): seen, but through weights
-	// above 1/MinPropensity.
+	// LowSupportMass is the target's mean probability on arms seen
+	// through weights above 1/MinPropensity (the logger gave them less
+	// than MinPropensity times the target's probability, but not 0).
 	LowSupportMass float64 `json:"low_support_mass"`
 	MinPropensity  float64 `json:"min_propensity"`
 	// ExpectedESS is the effective sample size the weights have in
@@ -347,7 +347,7 @@ func (a *Accumulator) Add(s *Sample, boot []float64) error {
 			switch q := s.Logger[i]; {
 			case q == 0:
 				zero += p
-			case q < a.opt.MinPropensity:
+			case q < a.opt.MinPropensity*p:
 				low += p
 				fallthrough
 			default:
@@ -449,6 +449,7 @@ func (a *Accumulator) Result() (Result, error) {
 		}
 	}
 	d.UnsupportedMass /= nf
+	d.WithDistribution = a.withDist
 	if a.withDist > 0 {
 		k := float64(a.withDist)
 		d.ZeroSupportMass, d.LowSupportMass = a.zeroMass/k, a.lowMass/k
@@ -459,10 +460,17 @@ func (a *Accumulator) Result() (Result, error) {
 	// The variance floors: a weighted estimate rests on sum E[w^2] worth
 	// of records, each as spread as the log's costs (or the reward
 	// model's residuals), however few of them the draws happened to hit.
+	// The log's spread is wider than one target's, so the floor fades in
+	// as the effective sample size falls below warnESS, where the
+	// sample's own spread stops being trustworthy.
 	var costVar, resVar float64
 	if n >= 2 {
-		costVar = math.Max(0, a.sc2-a.sc*a.sc/nf) / (nf - 1)
-		resVar = math.Max(0, a.sr2-a.sr*a.sr/nf) / (nf - 1)
+		fade := 1.0
+		if d.ESS > warnESS {
+			fade = warnESS / d.ESS
+		}
+		costVar = fade * math.Max(0, a.sc2-a.sc*a.sc/nf) / (nf - 1)
+		resVar = fade * math.Max(0, a.sr2-a.sr*a.sr/nf) / (nf - 1)
 	}
 	res := Result{Diagnostics: d}
 	for i, e := range a.estimators {

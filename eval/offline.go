@@ -3,6 +3,7 @@ package eval
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/dynoml/dyno/bandit"
 	"github.com/dynoml/dyno/costmodel"
@@ -112,10 +113,30 @@ func NewOffline(cm *costmodel.Model, targets []Target, opt OfflineOptions) (*Off
 	return o, nil
 }
 
+// WithBits is cm rebuilt for a manifest that allows bits instead (the
+// precisions a trace record states it was logged under), so that the
+// record's arm indices name the same arms; cm itself when bits is empty or
+// already cm's.
+func WithBits(cm *costmodel.Model, bits []int) (*costmodel.Model, error) {
+	if len(bits) == 0 || slices.Equal(bits, cm.Manifest.AllowedBits) {
+		return cm, nil
+	}
+	m := *cm.Manifest
+	m.AllowedBits = slices.Clone(bits)
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("eval: the records' allowed bits %v: %w", bits, err)
+	}
+	return costmodel.New(&m, cm.Device, cm.Cloud, cm.Accuracy)
+}
+
 // Add feeds one record. A record of another model (an arm index that does
-// not name the same arm here) is an error.
+// not name the same arm here, or allowed bits other than the model's) is an
+// error.
 func (o *Offline) Add(rec *tracelog.Record) error {
 	arms := o.cm.Arms()
+	if len(rec.AllowedBits) > 0 && !slices.Equal(rec.AllowedBits, o.cm.Manifest.AllowedBits) {
+		return fmt.Errorf("eval: record %s: logged with allowed bits %v, model %s allows %v", rec.ID, rec.AllowedBits, o.cm.Manifest.Name, o.cm.Manifest.AllowedBits)
+	}
 	if rec.ArmIndex >= len(arms) || arms[rec.ArmIndex] != rec.Arm {
 		if i, ok := o.cm.Index(rec.Arm); ok {
 			return fmt.Errorf("eval: record %s: arm_index %d, but arm %v is index %d in model %s", rec.ID, rec.ArmIndex, rec.Arm, i, o.cm.Manifest.Name)

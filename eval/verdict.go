@@ -59,7 +59,7 @@ func judge(res *Result) {
 		warn = append(warn, fmt.Sprintf("%.0f%% of its choices are arms the logger never tried (the records carry no distribution, so arms tried elsewhere may be unsupported too): only the direct method sees them, through its model", 100*d.UnsupportedMass))
 	}
 	if !math.IsNaN(d.LowSupportMass) && d.LowSupportMass > zeroMassTolerance {
-		warn = append(warn, fmt.Sprintf("%.1f%% of its probability is on arms the logger gave less than %g: weights above %.0f, the estimate rests on the few records that drew them", 100*d.LowSupportMass, d.MinPropensity, 1/d.MinPropensity))
+		warn = append(warn, fmt.Sprintf("%.1f%% of its probability is seen through weights above %.0f (the logger gave those arms less than %g of the target's probability): the estimate rests on the few records that drew them", 100*d.LowSupportMass, 1/d.MinPropensity, d.MinPropensity))
 	}
 	expected := 1.0
 	if !math.IsNaN(d.ExpectedMeanWeight) {
@@ -70,13 +70,17 @@ func judge(res *Result) {
 		gap := d.MeanWeight - expected
 		off := math.Abs(gap) > meanWeightZ*d.MeanWeightSE && math.Abs(gap) > 1e-9
 		low, high = off && gap < 0, off && gap > 0
+		by := "with no spread in the weights"
+		if d.MeanWeightSE > 0 {
+			by = fmt.Sprintf("%.1f standard errors", math.Abs(gap)/d.MeanWeightSE)
+		}
 		switch {
 		case low:
-			warn = append(warn, fmt.Sprintf("importance weights average %.3f, %.1f standard errors below the %.3f they should: the arms the logger rarely gives this target's choices were drawn too seldom for the weights to balance, so IPS is low and every weighted estimate rests on luck",
-				d.MeanWeight, -gap/math.Max(d.MeanWeightSE, 1e-300), expected))
+			warn = append(warn, fmt.Sprintf("importance weights average %.3f, %s below the %.3f they should: the arms the logger rarely gives this target's choices were drawn too seldom for the weights to balance, so IPS is low and every weighted estimate rests on luck",
+				d.MeanWeight, by, expected))
 		case high:
-			warn = append(warn, fmt.Sprintf("importance weights average %.3f, %.1f standard errors above the %.3f they should: the logged propensities look too small for the choices made",
-				d.MeanWeight, gap/math.Max(d.MeanWeightSE, 1e-300), expected))
+			warn = append(warn, fmt.Sprintf("importance weights average %.3f, %s above the %.3f they should: the logged propensities look too small for the choices made",
+				d.MeanWeight, by, expected))
 		}
 	}
 	if d.ESS < warnESS || (d.ExpectedESS > 0 && d.ExpectedESS < warnESS) {

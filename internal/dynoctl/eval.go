@@ -219,6 +219,13 @@ func runEval(stdout, stderr io.Writer, f evalFlags) error {
 	if err != nil {
 		return err
 	}
+	// The records name the precisions their arm indices refer to: read
+	// the log with the model it was made with.
+	if bits, err := firstAllowedBits(f.traces, f.maxLine); err != nil {
+		return err
+	} else if cm, err = eval.WithBits(cm, bits); err != nil {
+		return badInput(err)
+	}
 	ests, err := parseEstimators(f.estimators)
 	if err != nil {
 		return err
@@ -280,6 +287,25 @@ func runEval(stdout, stderr io.Writer, f evalFlags) error {
 		return costmodel.WriteJSON(stdout, rep)
 	}
 	return eval.WriteOfflineTable(stdout, rep)
+}
+
+// firstAllowedBits returns the allowed bits the first record of the trace
+// file states (nil for standard input, which cannot be read twice, and for
+// records that state none).
+func firstAllowedBits(path string, maxLine int) ([]int, error) {
+	if path == "-" || path == "" {
+		return nil, nil
+	}
+	in, _, err := openTraces(path)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	rd := tracelog.NewReader(in, tracelog.ReadOptions{SkipBad: true, MaxLine: maxLine})
+	if rd.Next() {
+		return slices.Clone(rd.Record().AllowedBits), nil
+	}
+	return nil, nil
 }
 
 // runEvalThroughput reads the trace file twice on one core: decoding only,
