@@ -24,6 +24,14 @@ type EstimateOptions struct {
 	MinPropensity float64
 }
 
+// rareBuckets is the number of binary-exponent buckets of the logged
+// probabilities; rareDraws the expected number of draws below which an arm
+// is rare in a log.
+const (
+	rareBuckets = 40
+	rareDraws   = 10
+)
+
 // DefaultMinPropensity is the default of EstimateOptions.MinPropensity: a
 // weight above 1000 means one record speaks for a thousand.
 const DefaultMinPropensity = 1e-3
@@ -117,7 +125,17 @@ type Diagnostics struct {
 	// through weights above 1/MinPropensity (the logger gave them less
 	// than MinPropensity times the target's probability, but not 0).
 	LowSupportMass float64 `json:"low_support_mass"`
-	MinPropensity  float64 `json:"min_propensity"`
+	// RareMass is the target's mean probability on arms the logger gives
+	// so little probability that the whole log would draw them fewer than
+	// 10 times (to a factor of two): whatever they cost, few records show
+	// it, so an estimate that averages observed costs (the logger's own
+	// mean included) misses their share most of the time.
+	RareMass float64 `json:"rare_mass"`
+	// RareCostShare is those arms' share of the target's expected cost by
+	// the reward model (NaN without one): rare arms can be a small share
+	// of the probability and a large one of the cost.
+	RareCostShare float64 `json:"rare_cost_share"`
+	MinPropensity float64 `json:"min_propensity"`
 	// ExpectedESS is the effective sample size the weights have in
 	// expectation over the logger's draws, (sum E[w])^2 / sum E[w^2]
 	// (the drawn weights where a record has no distribution): unlike ESS
@@ -220,6 +238,14 @@ type Accumulator struct {
 	zeroMass, lowMass float64
 	zeroRecs          int64
 	expW, expW2       float64
+	// byExp is the target's mass by the binary exponent of the logger's
+	// probability of the arm: byExp[k] holds q in [2^-(k+1), 2^-k), the
+	// last bucket everything smaller
+	byExp [rareBuckets]float64
+	// byExpCost is the same weighted by the reward model's cost of the
+	// arm, and modelCost its total, when there is a reward model
+	byExpCost [rareBuckets]float64
+	modelCost float64
 	// the logged costs and, with a reward model, the residuals of the
 	// logged arm: their spread sets the variance floor
 	sc, sc2, sr, sr2 float64
@@ -344,7 +370,8 @@ func (a *Accumulator) Add(s *Sample, boot []float64) error {
 				continue
 			}
 			a.targetMass[i] += p
-			switch q := s.Logger[i]; {
+			q := s.Logger[i]
+			switch {
 			case q == 0:
 				zero += p
 			case q < a.opt.MinPropensity*p:
@@ -353,6 +380,17 @@ func (a *Accumulator) Add(s *Sample, boot []float64) error {
 			default:
 				ew += p
 				ew2 += p * p / q
+			}
+			if q > 0 {
+				// -floor(log2 q) - 1 from the exponent bits, without a log
+				k := max(min(1022-int(math.Float64bits(q)>>52&0x7ff), rareBuckets-1), 0)
+				a.byExp[k] += p
+				if s.Model != nil {
+					a.byExpCost[k] += p * s.Model[i]
+				}
+			}
+			if s.Model != nil {
+				a.modelCost += p * s.Model[i]
 			}
 		}
 		a.withDist++
@@ -432,7 +470,7 @@ func (a *Accumulator) Result() (Result, error) {
 	nf := float64(n)
 	nan := math.NaN()
 	d := Diagnostics{Samples: n, MaxWeight: a.maxW, MeanWeight: a.sw / nf, MeanWeightSE: nan,
-		ExpectedMeanWeight: nan, ZeroSupportMass: nan, ZeroSupportShare: nan, LowSupportMass: nan,
+		ExpectedMeanWeight: nan, ZeroSupportMass: nan, RareMass: nan, RareCostShare: nan, ZeroSupportShare: nan, LowSupportMass: nan,
 		MinPropensity: a.opt.MinPropensity}
 	if n >= 2 {
 		d.MeanWeightSE = math.Sqrt(math.Max(0, a.sw2-a.sw*a.sw/nf) / (nf - 1) / nf)
@@ -454,23 +492,33 @@ func (a *Accumulator) Result() (Result, error) {
 		k := float64(a.withDist)
 		d.ZeroSupportMass, d.LowSupportMass = a.zeroMass/k, a.lowMass/k
 		d.ZeroSupportShare = float64(a.zeroRecs) / k
+		// arms of probability below rareDraws/n: the whole log draws them
+		// fewer than rareDraws times
+		var rare, rareCost float64
+		for b := rareBuckets - 1; b >= 0; b-- {
+			if math.Ldexp(1, -b) > rareDraws/nf {
+				break
+			}
+			rare += a.byExp[b]
+			rareCost += a.byExpCost[b]
+		}
+		d.RareMass = rare / k
+		if a.modelCost > 0 {
+			d.RareCostShare = rareCost / a.modelCost
+		}
 		// records without a distribution count as fully supported
 		d.ExpectedMeanWeight = 1 - a.zeroMass/nf
 	}
 	// The variance floors: a weighted estimate rests on sum E[w^2] worth
 	// of records, each as spread as the log's costs (or the reward
 	// model's residuals), however few of them the draws happened to hit.
-	// The log's spread is wider than one target's, so the floor fades in
-	// as the effective sample size falls below warnESS, where the
-	// sample's own spread stops being trustworthy.
+	// The log's spread is wider than one target's, so the floor applies
+	// only below an effective sample size of warnESS, where the sample's
+	// own spread stops being trustworthy (and a warning says so).
 	var costVar, resVar float64
-	if n >= 2 {
-		fade := 1.0
-		if d.ESS > warnESS {
-			fade = warnESS / d.ESS
-		}
-		costVar = fade * math.Max(0, a.sc2-a.sc*a.sc/nf) / (nf - 1)
-		resVar = fade * math.Max(0, a.sr2-a.sr*a.sr/nf) / (nf - 1)
+	if n >= 2 && d.ESS < warnESS {
+		costVar = math.Max(0, a.sc2-a.sc*a.sc/nf) / (nf - 1)
+		resVar = math.Max(0, a.sr2-a.sr*a.sr/nf) / (nf - 1)
 	}
 	res := Result{Diagnostics: d}
 	for i, e := range a.estimators {

@@ -54,10 +54,12 @@ func (d Diagnostics) MarshalJSON() ([]byte, error) {
 		ZeroSupportMass    *float64 `json:"zero_support_mass"`
 		ZeroSupportShare   *float64 `json:"zero_support_share"`
 		LowSupportMass     *float64 `json:"low_support_mass"`
+		RareMass           *float64 `json:"rare_mass"`
+		RareCostShare      *float64 `json:"rare_cost_share"`
 		MinPropensity      *float64 `json:"min_propensity"`
 		SupportReason      string   `json:"support_reason,omitempty"`
 	}{d.Samples, num(d.ESS), num(d.ExpectedESS), num(d.MaxWeight), num(d.MeanWeight), num(d.MeanWeightSE), num(d.ExpectedMeanWeight),
-		num(d.UnsupportedMass), d.WithDistribution, num(d.ZeroSupportMass), num(d.ZeroSupportShare), num(d.LowSupportMass), num(d.MinPropensity), reason})
+		num(d.UnsupportedMass), d.WithDistribution, num(d.ZeroSupportMass), num(d.ZeroSupportShare), num(d.LowSupportMass), num(d.RareMass), num(d.RareCostShare), num(d.MinPropensity), reason})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes; null reads as NaN.

@@ -36,6 +36,9 @@ const (
 	// zeroMassTolerance is the target's mass on zero-probability arms
 	// that is let pass.
 	zeroMassTolerance = 1e-3
+	// rareMassTolerance is the target's mass on arms rare in the log that
+	// is let pass.
+	rareMassTolerance = 0.01
 	// meanWeightZ is how many standard errors the mean weight may be from
 	// its expectation.
 	meanWeightZ = 3
@@ -60,6 +63,14 @@ func judge(res *Result) {
 	}
 	if !math.IsNaN(d.LowSupportMass) && d.LowSupportMass > zeroMassTolerance {
 		warn = append(warn, fmt.Sprintf("%.1f%% of its probability is seen through weights above %.0f (the logger gave those arms less than %g of the target's probability): the estimate rests on the few records that drew them", 100*d.LowSupportMass, 1/d.MinPropensity, d.MinPropensity))
+	}
+	rareCost := !math.IsNaN(d.RareCostShare) && d.RareCostShare > rareMassTolerance
+	if rareCost || !math.IsNaN(d.RareMass) && d.RareMass > rareMassTolerance {
+		share := ""
+		if !math.IsNaN(d.RareCostShare) {
+			share = fmt.Sprintf(" (%.1f%% of its cost by the reward model)", 100*d.RareCostShare)
+		}
+		warn = append(warn, fmt.Sprintf("%.1f%% of its probability%s is on arms the logger gives so little chance that the whole log draws them fewer than %d times: their costs are barely observed, so every estimate that averages logged costs misses their share most of the time (and its interval does not show it)", 100*d.RareMass, share, rareDraws))
 	}
 	expected := 1.0
 	if !math.IsNaN(d.ExpectedMeanWeight) {
