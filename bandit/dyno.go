@@ -89,10 +89,11 @@ type Dyno struct {
 	bytesEff []float64
 
 	// scratch, reused by Choose
-	pts     []stagePoint
-	costs   []float64
-	leanest []int     // per split, the eligible arm that sends the fewest bytes
-	floorLo []float64 // per arm, the exploration floor's minimum (floor.go)
+	pts       []stagePoint
+	costs     []float64
+	leanest   []int     // per split, the eligible arm that sends the fewest bytes
+	floorLo   []float64 // per arm, the exploration floor's minimum (floor.go)
+	floorCost []float64 // per arm, its posterior-mean cost, for the floor
 }
 
 // armStatic is the part of an arm the hot path reads, at nominal speed.
@@ -221,6 +222,7 @@ func (p *Dyno) setup() {
 	}
 	p.pts = make([]stagePoint, n)
 	p.costs = make([]float64, n)
+	p.floorCost = make([]float64, n)
 	p.leanest = make([]int, k+1)
 }
 
@@ -432,7 +434,7 @@ func (p *Dyno) Choose(cond costmodel.Conditions, d *Decision) error {
 			d.Probs[i] /= total
 		}
 	}
-	p.applyFloor(d, best, kt)
+	p.applyFloor(d, &cond, best, kt)
 	p.sample(d)
 	return nil
 }

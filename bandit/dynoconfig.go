@@ -77,6 +77,13 @@ type DynoConfig struct {
 	// any policy offline and no stage goes unobserved for ever. Default
 	// DefaultExploreFloor; negative turns the floor off; at most 0.5.
 	ExploreFloor float64
+	// BaselineFloor is the probability each arm a shipped baseline would
+	// choose in the request's conditions (static DynO, device-only,
+	// cloud-only) keeps at least, lowered where needed so that each costs
+	// at most a tenth of the best arm's cost (floor.go): the trace log
+	// then supports evaluating the baselines offline. Default
+	// DefaultBaselineFloor; negative turns it off; at most 0.05.
+	BaselineFloor float64
 }
 
 // DefaultAccuracyPrior is the pseudo-count weight of an accuracy table that

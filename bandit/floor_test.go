@@ -23,7 +23,7 @@ func TestExploreFloor(t *testing.T) {
 		allowed[i] = i%4 != 1
 	}
 	for _, floor := range []float64{0, 0.2, -1} {
-		p, err := bandit.New(bandit.NameDyno, cm, bandit.Config{Objective: minLatency, Seed: 3, Allowed: allowed, Dyno: bandit.DynoConfig{ExploreFloor: floor}})
+		p, err := bandit.New(bandit.NameDyno, cm, bandit.Config{Objective: minLatency, Seed: 3, Allowed: allowed, Dyno: bandit.DynoConfig{ExploreFloor: floor, BaselineFloor: floor / 10}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -32,7 +32,15 @@ func TestExploreFloor(t *testing.T) {
 			want = bandit.DefaultExploreFloor
 		}
 		w := &world{cm: cm, slow: 1.5, noise: 0.1, rng: rand.New(rand.NewPCG(3, 1))}
-		var d bandit.Decision
+		var baselines []bandit.Policy
+		for _, kind := range []string{bandit.NameStatic, bandit.NameDevice, bandit.NameCloud} {
+			b, err := bandit.New(kind, cm, bandit.Config{Objective: minLatency, Allowed: allowed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			baselines = append(baselines, b)
+		}
+		var d, bd bandit.Decision
 		zeros := 0
 		for n := 0; n < 400; n++ {
 			if n == 200 {
@@ -85,6 +93,26 @@ func TestExploreFloor(t *testing.T) {
 			if math.Abs(sum-1) > 1e-9 {
 				t.Fatalf("floor %g: probabilities sum to %g", floor, sum)
 			}
+			// each baseline's arm keeps the baseline floor, lowered so
+			// that it costs at most a tenth of the best cost
+			for _, b := range baselines {
+				if err := b.Choose(c, &bd); err != nil {
+					t.Fatal(err)
+				}
+				if _, _, ok := dy.Predict(c, bd.Index); !ok || want < 0 {
+					continue
+				}
+				g := floor / 10
+				if floor == 0 {
+					g = bandit.DefaultBaselineFloor
+				}
+				if gap := costs[bd.Index] - best; gap > 0 {
+					g = math.Min(g, 0.1*best/gap)
+				}
+				if q := d.Probs[bd.Index]; q < g*(1-1e-9) {
+					t.Fatalf("floor %g, request %d: %s's arm %v has probability %g, below its floor %g", floor, n, b.Name(), bd.Arm, q, g)
+				}
+			}
 			if want > 0 && regret > want*best*(1+1e-9) {
 				t.Fatalf("floor %g: the floor's cost %g exceeds %g of the best cost %g", floor, regret, want, best)
 			}
@@ -107,6 +135,10 @@ func TestExploreFloorRejectsBadValues(t *testing.T) {
 		_, err := bandit.New(bandit.NameDyno, cm, bandit.Config{Objective: minLatency, Dyno: bandit.DynoConfig{ExploreFloor: f}})
 		if !errors.Is(err, bandit.ErrInvalid) {
 			t.Errorf("explore floor %g: error %v, want ErrInvalid", f, err)
+		}
+		_, err = bandit.New(bandit.NameDyno, cm, bandit.Config{Objective: minLatency, Dyno: bandit.DynoConfig{BaselineFloor: f / 10}})
+		if !errors.Is(err, bandit.ErrInvalid) {
+			t.Errorf("baseline floor %g: error %v, want ErrInvalid", f/10, err)
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+
+	"gonum.org/v1/gonum/stat/distuv"
 )
 
 // EstimateOptions configures the estimators. The zero value is usable.
@@ -538,7 +540,13 @@ func (a *Accumulator) Result() (Result, error) {
 		case DR:
 			floor = resVar * a.expW2 / (nf * nf)
 		}
-		est.Lo, est.Hi, est.SE, est.Floored = s.analytic(z, floor)
+		ze := z
+		if e.weighted() && d.ESS < warnESS {
+			// few effective records: Student's t with ESS-1 degrees of
+			// freedom instead of the normal quantile
+			ze = distuv.StudentsT{Mu: 0, Sigma: 1, Nu: math.Max(d.ESS-1, 1)}.Quantile(0.5 + a.opt.Level/2)
+		}
+		est.Lo, est.Hi, est.SE, est.Floored = s.analytic(ze, floor)
 		if a.opt.replicates() > 0 {
 			est.BootLo, est.BootHi = s.bootstrap(a.opt.Level)
 		}

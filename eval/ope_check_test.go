@@ -69,7 +69,7 @@ func TestEvaluationOnDynoLogs(t *testing.T) {
 		covered  []string // candidates that must cover; the others must warn where they miss
 	}{
 		{"dyno default floor", bandit.NameDyno, eval.Tuning{}, 0, []string{bandit.NameStatic, bandit.NameDevice}},
-		{"dyno without floor", bandit.NameDyno, eval.Tuning{Dyno: bandit.DynoConfig{ExploreFloor: -1}}, 0, nil},
+		{"dyno without floors", bandit.NameDyno, eval.Tuning{Dyno: bandit.DynoConfig{ExploreFloor: -1, BaselineFloor: -1}}, 0, nil},
 		{"egreedy 0.05", bandit.NameEGreedy, eval.Tuning{EGreedy: bandit.EGreedyConfig{Epsilon: 0.05}}, 0, nil},
 		{"tiny ESS", bandit.NameEGreedy, eval.Tuning{EGreedy: bandit.EGreedyConfig{Epsilon: 0.05}}, 150, nil},
 	} {

@@ -43,10 +43,10 @@ func TestReducedSuite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The learner is held to these targets without the exploration floor,
+	// The learner is held to these targets without the exploration floors,
 	// whose cost (a share of the best arm's cost, by construction) is
 	// measured on its own: dynoctl sim --explore-floor, docs/eval.md.
-	rs, err := eval.Run(context.Background(), ss, eval.Options{Seeds: reducedSeeds, Requests: reducedRequests, Dyno: bandit.DynoConfig{ExploreFloor: -1}})
+	rs, err := eval.Run(context.Background(), ss, eval.Options{Seeds: reducedSeeds, Requests: reducedRequests, Dyno: bandit.DynoConfig{ExploreFloor: -1, BaselineFloor: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}

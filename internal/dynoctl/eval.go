@@ -439,6 +439,7 @@ func newEvalCoverageCmd() *cobra.Command {
 		policies string
 		logger   string
 		floor    float64
+		base     float64
 	)
 	cmd := &cobra.Command{
 		Use:   "coverage --scenario FILE",
@@ -469,7 +470,7 @@ other than supported): "missed unwarned" counts the misses it did not.`,
 				}
 			}
 			res, err := eval.CheckCoverage(w, eval.CoverageOptions{Logger: logger, Seeds: seeds, Requests: requests, Candidates: cands,
-				Tuning: eval.Tuning{EGreedy: bandit.EGreedyConfig{Epsilon: epsilon}, Dyno: bandit.DynoConfig{ExploreFloor: floor}}})
+				Tuning: eval.Tuning{EGreedy: bandit.EGreedyConfig{Epsilon: epsilon}, Dyno: bandit.DynoConfig{ExploreFloor: floor, BaselineFloor: base}}})
 			if err != nil {
 				return err
 			}
@@ -500,6 +501,7 @@ other than supported): "missed unwarned" counts the misses it did not.`,
 	fl.Float64Var(&epsilon, "epsilon", 1, "the logger's exploration share (epsilon-greedy)")
 	fl.StringVar(&policies, "policies", "static,device,cloud,dyno", "candidate policies")
 	fl.StringVar(&logger, "logger", bandit.NameEGreedy, "the policy that makes the logs: egreedy (at --epsilon) or dyno (with --explore-floor)")
+	fl.Float64Var(&base, "baseline-floor", 0, fmt.Sprintf("with --logger dyno: its floor on each baseline's arm (0: the default %g; negative: off)", bandit.DefaultBaselineFloor))
 	fl.Float64Var(&floor, "explore-floor", 0, fmt.Sprintf("with --logger dyno: its exploration floor (0: the default %g; negative: off)", bandit.DefaultExploreFloor))
 	fl.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
