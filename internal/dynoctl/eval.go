@@ -32,6 +32,7 @@ type evalFlags struct {
 	level      float64
 	seed       uint64
 	tau        float64
+	minProp    float64
 	throughput bool
 	rounds     int
 	maxLine    int
@@ -82,6 +83,7 @@ does not grow with it.`,
 	fl.Float64Var(&f.level, "level", 0.95, "interval coverage")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the replay draws, the bootstrap and the policies")
 	fl.Float64Var(&f.tau, "tau", eval.DefaultSwitchTau, "switch-DR's importance-weight threshold")
+	fl.Float64Var(&f.minProp, "min-propensity", eval.DefaultMinPropensity, "the diagnostics count the target's mass seen through weights above 1/this")
 	fl.IntVar(&f.maxLine, "max-line", tracelog.DefaultMaxLine, "longest line accepted, bytes")
 	fl.BoolVar(&f.throughput, "throughput", false, "measure records per second on one core, by CPU time and by wall time: decoding alone, then decoding and estimating, and print the ratio")
 	fl.IntVar(&f.rounds, "rounds", 5, "with --throughput: rounds of the two passes, alternated; the medians are compared")
@@ -235,7 +237,7 @@ func runEval(stdout, stderr io.Writer, f evalFlags) error {
 		bootstrap = -1
 	}
 	opt := eval.OfflineOptions{
-		EstimateOptions: eval.EstimateOptions{Bootstrap: bootstrap, Level: f.level, Seed: f.seed, Tau: f.tau},
+		EstimateOptions: eval.EstimateOptions{Bootstrap: bootstrap, Level: f.level, Seed: f.seed, Tau: f.tau, MinPropensity: f.minProp},
 		Estimators:      ests, Objective: obj,
 	}
 	if f.throughput {
