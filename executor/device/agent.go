@@ -473,9 +473,31 @@ func (a *Agent) serve(ctx context.Context, in Input) (Result, error) {
 			CloudQueueMs: st.CloudQueueMs, CloudMs: st.CloudMs, UnpackMs: st.UnpackMs, LatencyMs: st.LatencyMs()},
 		Bytes: st.Bytes, Accuracy: acc, StartUnixNano: start.UnixNano(),
 		RequestId: fmt.Sprintf("%s-%d", a.cfg.ExecutorID, a.seq), PolicyKind: h.kind, Probs: slices.Clone(a.dec.Probs),
+		Eligible: supportBits(a.dec.Probs), AllowedBits: allowedBits(a.cfg.CostModel),
 	})
 	res.Stages = st
 	return res, nil
+}
+
+// supportBits is the bitset of the arms the decision could have chosen
+// (probability above zero), arm i at bit i%8 of byte i/8.
+func supportBits(probs []float64) []byte {
+	b := make([]byte, (len(probs)+7)/8)
+	for i, p := range probs {
+		if p > 0 {
+			b[i/8] |= 1 << (i % 8)
+		}
+	}
+	return b
+}
+
+// allowedBits are the manifest's precisions, which fix the arm order.
+func allowedBits(cm *costmodel.Model) []uint32 {
+	out := make([]uint32, len(cm.Manifest.AllowedBits))
+	for i, b := range cm.Manifest.AllowedBits {
+		out[i] = uint32(b)
+	}
+	return out
 }
 
 // isGreedy reports whether the decision took the most probable arm.
