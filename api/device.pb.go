@@ -506,9 +506,12 @@ type DeviceDescribeResponse struct {
 	// The share of requests shadowed for an unlabelled accuracy signal.
 	ShadowShare float64 `protobuf:"fixed64,10,opt,name=shadow_share,json=shadowShare,proto3" json:"shadow_share,omitempty"`
 	// What the device emulates, when it does ("" on a real device).
-	Emulated      string `protobuf:"bytes,11,opt,name=emulated,proto3" json:"emulated,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Emulated string `protobuf:"bytes,11,opt,name=emulated,proto3" json:"emulated,omitempty"`
+	// The emulated device's slowdown against this host (1: not emulated),
+	// for the cost model's prediction of what the device delivers.
+	DeviceSlowdown float64 `protobuf:"fixed64,12,opt,name=device_slowdown,json=deviceSlowdown,proto3" json:"device_slowdown,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DeviceDescribeResponse) Reset() {
@@ -618,6 +621,13 @@ func (x *DeviceDescribeResponse) GetEmulated() string {
 	return ""
 }
 
+func (x *DeviceDescribeResponse) GetDeviceSlowdown() float64 {
+	if x != nil {
+		return x.DeviceSlowdown
+	}
+	return 0
+}
+
 var File_device_proto protoreflect.FileDescriptor
 
 const file_device_proto_rawDesc = "" +
@@ -661,7 +671,7 @@ const file_device_proto_rawDesc = "" +
 	"\x06signal\".\n" +
 	"\x10FeedbackResponse\x12\x1a\n" +
 	"\baccuracy\x18\x01 \x01(\x01R\baccuracy\"\x17\n" +
-	"\x15DeviceDescribeRequest\"\xf3\x02\n" +
+	"\x15DeviceDescribeRequest\"\x9c\x03\n" +
 	"\x16DeviceDescribeResponse\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12!\n" +
@@ -675,7 +685,8 @@ const file_device_proto_rawDesc = "" +
 	"\x12feedback_window_ms\x18\t \x01(\x01R\x10feedbackWindowMs\x12!\n" +
 	"\fshadow_share\x18\n" +
 	" \x01(\x01R\vshadowShare\x12\x1a\n" +
-	"\bemulated\x18\v \x01(\tR\bemulated2\xa8\x02\n" +
+	"\bemulated\x18\v \x01(\tR\bemulated\x12'\n" +
+	"\x0fdevice_slowdown\x18\f \x01(\x01R\x0edeviceSlowdown2\xa8\x02\n" +
 	"\x06Device\x12B\n" +
 	"\x05Infer\x12\x1b.dyno.v1.DeviceInferRequest\x1a\x1c.dyno.v1.DeviceInferResponse\x12L\n" +
 	"\vInferStream\x12\x1b.dyno.v1.DeviceInferRequest\x1a\x1c.dyno.v1.DeviceInferResponse(\x010\x01\x12?\n" +
