@@ -324,7 +324,7 @@ func runDevice(cmd *cobra.Command, f deviceFlags) error {
 	if err != nil {
 		return err
 	}
-	cloudOpt.Extra = append(cloudOpt.Extra, grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(256<<20), grpc.MaxCallRecvMsgSize(64<<20)))
+	cloudOpt.Extra = append(cloudOpt.Extra, cloud.DialOptions()...)
 	cloudConn, err := api.Dial(f.cloudAddr, cloudOpt)
 	if err != nil {
 		return err

@@ -177,11 +177,25 @@ func checkToken(ctx context.Context, method string, want []byte) error {
 	return nil
 }
 
+// Window is the HTTP/2 flow-control window of the Cloud service.
+const Window = 8 << 20
+
+// DialOptions are what a device executor dials a cloud executor
+// with: its windows, and messages as large as it takes.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithInitialWindowSize(Window), grpc.WithInitialConnWindowSize(Window),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(256<<20), grpc.MaxCallRecvMsgSize(64<<20))}
+}
+
 // NewGRPCServer is a gRPC server with srv registered, calls checked for
 // token, and the standard health service; opts add to it (TLS
 // credentials, message limits).
 func NewGRPCServer(srv *Server, token string, opts ...grpc.ServerOption) *grpc.Server {
-	opts = append([]grpc.ServerOption{grpc.UnaryInterceptor(RequireToken(token)), grpc.MaxRecvMsgSize(256 << 20)}, opts...)
+	opts = append([]grpc.ServerOption{grpc.UnaryInterceptor(RequireToken(token)), grpc.MaxRecvMsgSize(256 << 20),
+		// A split tensor is up to megabytes: windows of a message let it
+		// through without waiting for window updates (the device side
+		// dials with the same, see DialOptions).
+		grpc.InitialWindowSize(Window), grpc.InitialConnWindowSize(Window)}, opts...)
 	gs := grpc.NewServer(opts...)
 	api.RegisterCloudServer(gs, srv)
 	healthpb.RegisterHealthServer(gs, health.NewServer())

@@ -2,9 +2,11 @@ package device
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"sync"
 
@@ -31,6 +33,10 @@ var _ api.DeviceServer = (*Service)(nil)
 // NewService serves a, which must be started.
 func NewService(a *Agent) *Service { return &Service{a: a} }
 
+// window is the HTTP/2 flow-control window of the Device API, on both
+// sides (client.Dial sets the same).
+const window = 8 << 20
+
 // NewGRPCServer is a gRPC server with svc registered, calls checked for
 // token, the standard health and reflection services (grpcurl needs no
 // .proto file); opts add to it (TLS credentials).
@@ -40,6 +46,9 @@ func NewGRPCServer(svc *Service, token string, opts ...grpc.ServerOption) *grpc.
 		// Large enough that an oversized input reaches validation and is
 		// refused as such, rather than by the transport.
 		grpc.MaxRecvMsgSize(256 << 20),
+		// An input of a large model is megabytes: windows of one message
+		// let it through without waiting for window updates.
+		grpc.InitialWindowSize(window), grpc.InitialConnWindowSize(window),
 	}, opts...)
 	gs := grpc.NewServer(opts...)
 	api.RegisterDeviceServer(gs, svc)
@@ -83,7 +92,20 @@ func (s *Service) request(r *api.DeviceInferRequest) (Request, error) {
 	if d := in.GetDtype(); d != "" && !strings.EqualFold(d, "float32") {
 		return Request{}, fmt.Errorf("%w: input dtype %q: this executor takes float32", ErrInvalid, d)
 	}
-	req := Request{Model: r.GetModel(), X: in.GetData(), Shape: in.GetShape(), Label: -1, RequestID: r.GetRequestId()}
+	x := in.GetData()
+	if raw := in.GetRawData(); len(raw) > 0 {
+		if len(x) > 0 {
+			return Request{}, fmt.Errorf("%w: input has both data and raw_data: send one", ErrInvalid)
+		}
+		if len(raw)%4 != 0 {
+			return Request{}, fmt.Errorf("%w: input raw_data is %d bytes, not a whole number of float32 values", ErrInvalid, len(raw))
+		}
+		x = make([]float32, len(raw)/4)
+		for i := range x {
+			x[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+	}
+	req := Request{Model: r.GetModel(), X: x, Shape: in.GetShape(), Label: -1, RequestID: r.GetRequestId()}
 	if req.Shape == nil {
 		req.Shape = []int64{}
 	}

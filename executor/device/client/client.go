@@ -5,13 +5,17 @@ package client
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"math"
 	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/dynoml/dyno/api"
 )
+
+const window = 8 << 20
 
 // DefaultTimeout bounds a call whose context has no deadline.
 const DefaultTimeout = 30 * time.Second
@@ -41,6 +45,11 @@ func Dial(target string, o Options) (*Client, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
+	// An input of a large model is megabytes: windows of a message let
+	// it through without waiting for window updates, and messages as
+	// large as the executor takes.
+	o.Dial.Extra = append([]grpc.DialOption{grpc.WithInitialWindowSize(window), grpc.WithInitialConnWindowSize(window),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(256<<20), grpc.MaxCallRecvMsgSize(256<<20))}, o.Dial.Extra...)
 	conn, err := api.Dial(target, o.Dial)
 	if err != nil {
 		return nil, err
@@ -71,8 +80,14 @@ type Input struct {
 	RequestID string
 }
 
+// proto sends the values as raw_data, which encodes and decodes an order
+// of magnitude faster than a repeated float.
 func (in Input) proto() *api.DeviceInferRequest {
-	return &api.DeviceInferRequest{Input: &api.Tensor{Dtype: "float32", Shape: in.Shape, Data: in.X}, Label: in.Label, RequestId: in.RequestID}
+	raw := make([]byte, 4*len(in.X))
+	for i, v := range in.X {
+		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
+	}
+	return &api.DeviceInferRequest{Input: &api.Tensor{Dtype: "float32", Shape: in.Shape, RawData: raw}, Label: in.Label, RequestId: in.RequestID}
 }
 
 // Infer serves one request.
