@@ -121,9 +121,10 @@ type Agent struct {
 	queueMs atomic.Uint64 // math.Float64bits of the cloud's last reported queueing
 
 	// The device runs one stage at a time (devMu) and the link carries one
-	// transfer at a time (linkMu); requests overlap across them.
-	devMu  sync.Mutex
-	linkMu sync.Mutex
+	// transfer at a time (linkMu); requests overlap across them. Both are
+	// taken in arrival order, so that no request starves.
+	devMu  fifo
+	linkMu fifo
 	slots  chan struct{} // one per request in flight
 	reqN   atomic.Uint64 // generated request ids
 	shadow atomic.Uint64 // sampling of shadowed requests
@@ -142,6 +143,14 @@ type Agent struct {
 	rttMu sync.Mutex
 	rtt   float64 // the pinged round trip of a real link, ms (negative: none yet)
 }
+
+// fifo is a lock granted in the order it was asked for: goroutines
+// blocked sending on a channel are woken first come, first served (a
+// sync.Mutex lets a newcomer overtake a waiter).
+type fifo chan struct{}
+
+func (f fifo) Lock()   { f <- struct{}{} }
+func (f fifo) Unlock() { <-f }
 
 // held is a policy version restored for deciding.
 type held struct {
@@ -195,7 +204,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, arms: cfg.CostModel.Arms(), rtt: -1, slots: make(chan struct{}, cfg.Depth)}
+	a := &Agent{cfg: cfg, log: cfg.Logger, arms: cfg.CostModel.Arms(), rtt: -1, slots: make(chan struct{}, cfg.Depth),
+		devMu: make(fifo, 1), linkMu: make(fifo, 1)}
 	if err := a.checkCloud(ctx); err != nil {
 		return nil, err
 	}
