@@ -603,7 +603,7 @@ func (g *Graph) CutPoints() []CutPoint { return slices.Clone(g.cuts) }
 func (g *Graph) Nodes() int { return len(g.nodes) }
 
 // OpCounts counts the live nodes per operator, e.g. for `dynoctl model
-// split -list`.
+// split --list`.
 func (g *Graph) OpCounts() string {
 	counts := map[string]int{}
 	for _, n := range g.nodes {

@@ -237,7 +237,7 @@ func (g *Graph) notACut(name string) error {
 	case g.info[name].dtype != dtFloat:
 		return fmt.Errorf("%w: %q is %s; only float32 activations are sent", ErrNoCutPoint, name, dtypeName(g.info[name].dtype))
 	}
-	return fmt.Errorf("%w: %q is not a single-tensor cut point: some path from the input to the output bypasses it (it lies inside a residual or multi-branch block); list the cut points with `dynoctl model split -list`", ErrNoCutPoint, name)
+	return fmt.Errorf("%w: %q is not a single-tensor cut point: some path from the input to the output bypasses it (it lies inside a residual or multi-branch block); list the cut points with `dynoctl model split MODEL.onnx --list`", ErrNoCutPoint, name)
 }
 
 // Split cuts the graph into blocks at the selected cut points and builds the

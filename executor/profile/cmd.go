@@ -39,9 +39,10 @@ func DefaultAccuracyPath(modelPath string) string {
 // NewProfileCmd is `dyno-executor profile MODEL`.
 func NewProfileCmd() *cobra.Command {
 	var (
-		cfg  Config
-		role string
-		out  string
+		cfg      Config
+		role     string
+		out      string
+		provider string
 	)
 	cmd := &cobra.Command{
 		Use:   "profile MODEL_DIR|model.json",
@@ -59,6 +60,10 @@ machine sit side by side.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Model = args[0]
 			cfg.Role = costmodel.Role(role)
+			var err error
+			if cfg.Provider, err = ort.ParseProvider(provider); err != nil {
+				return fmt.Errorf("%w: --provider: %w", ErrConfig, err)
+			}
 			if cfg.DeviceClass == "" {
 				cfg.DeviceClass = DefaultClass()
 			}
@@ -86,6 +91,7 @@ machine sit side by side.`,
 	f.IntVar(&cfg.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: its default)")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the random input")
 	f.IntVar(&cfg.PackBits, "pack-bits", 8, "precision at which packing is timed")
+	f.StringVar(&provider, "provider", "cpu", "ONNX Runtime execution provider: cpu, cuda or tensorrt (recorded in the profile)")
 	f.StringVarP(&out, "out", "o", "", "output file, - for stdout")
 	return cmd
 }
@@ -123,6 +129,9 @@ default it writes <model folder>/accuracy.json.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Model = args[0]
+			if err := CheckDataFile(cfg.Model, cfg.Data); err != nil {
+				return err
+			}
 			if bits != "" {
 				for _, f := range strings.Split(bits, ",") {
 					b, err := strconv.Atoi(strings.TrimSpace(f))

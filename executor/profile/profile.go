@@ -49,6 +49,8 @@ type Config struct {
 	Runs int
 	// Threads is ONNX Runtime's intra-op thread count; 0 is its default.
 	Threads int
+	// Provider is the ONNX Runtime execution provider; default the CPU.
+	Provider ort.Provider
 	// Seed draws the random input; default 1.
 	Seed uint64
 	// PackBits is the precision at which packing (device) or unpacking
@@ -94,6 +96,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.PackBits == 0 {
 		c.PackBits = 8
 	}
+	if c.Provider == "" {
+		c.Provider = ort.ProviderCPU
+	}
 	if c.Warmup < 0 || c.Runs < 1 || c.Threads < 0 {
 		return c, fmt.Errorf("%w: warmup %d, runs %d, threads %d: runs must be positive, the others not negative", ErrConfig, c.Warmup, c.Runs, c.Threads)
 	}
@@ -112,7 +117,7 @@ func Profile(ctx context.Context, cfg Config, log *slog.Logger) (*costmodel.Prof
 	if err != nil {
 		return nil, err
 	}
-	chain, err := ort.OpenChain(cfg.Model, ort.Options{Threads: cfg.Threads})
+	chain, err := ort.OpenChain(cfg.Model, ort.Options{Threads: cfg.Threads, Provider: cfg.Provider})
 	if err != nil {
 		return nil, err
 	}
@@ -128,9 +133,10 @@ func Profile(ctx context.Context, cfg Config, log *slog.Logger) (*costmodel.Prof
 		DeviceClass: cfg.DeviceClass,
 		Role:        cfg.Role,
 		Host:        cfg.Host,
+		Provider:    string(cfg.Provider),
 	}
 	v, _ := ort.Version()
-	p.Source = fmt.Sprintf("dyno-executor profile: ONNX Runtime %s on CPU, %s threads, %d warm-up + %d timed runs per block, %s", v, threadsLabel(cfg.Threads), cfg.Warmup, cfg.Runs, time.Now().UTC().Format(time.RFC3339))
+	p.Source = fmt.Sprintf("dyno-executor profile: ONNX Runtime %s on %s, %s threads, %d warm-up + %d timed runs per block, %s", v, providerLabel(cfg.Provider), threadsLabel(cfg.Threads), cfg.Warmup, cfg.Runs, time.Now().UTC().Format(time.RFC3339))
 	var out []float32
 	prog := newProgress(cfg.Progress, "profile "+m.Name+" blocks", chain.K())
 	for i := 1; i <= chain.K(); i++ {
@@ -252,4 +258,14 @@ func Percentile(v []float64, p float64) float64 {
 	lo := int(math.Floor(pos))
 	hi := min(lo+1, len(s)-1)
 	return s[lo] + (s[hi]-s[lo])*(pos-float64(lo))
+}
+
+func providerLabel(p ort.Provider) string {
+	switch p {
+	case ort.ProviderCUDA:
+		return "CUDA"
+	case ort.ProviderTensorRT:
+		return "TensorRT"
+	}
+	return "CPU"
 }
