@@ -43,10 +43,11 @@ func decode(line []byte, r *Record, prev *repeats) error {
 // scanning a string.
 var (
 	recordFields = newFields("schema", "id", "key", "executor", "seq", "time", "policy", "policy_version", "conditions",
-		"eligible", "eligible_mask", "allowed_bits", "arm_index", "arm", "explore", "propensity", "probs", "observed", "accuracy", "cost")
+		"eligible", "eligible_mask", "allowed_bits", "arm_index", "arm", "explore", "propensity", "probs", "observed", "accuracy", "cost",
+		"start_unix_nano", "received_unix_nano")
 	conditionFields = newFields("bandwidth_mbps", "rtt_ms", "cloud_queue_ms", "cloud_slowdown", "device_slowdown")
 	armFields       = newFields("split", "bits")
-	observedFields  = newFields("device_ms", "pack_ms", "bytes", "network_ms", "rtt_ms", "cloud_queue_ms", "cloud_ms", "unpack_ms")
+	observedFields  = newFields("device_ms", "pack_ms", "bytes", "network_ms", "rtt_ms", "cloud_queue_ms", "cloud_ms", "unpack_ms", "latency_ms")
 )
 
 // The indices of recordFields.
@@ -71,6 +72,8 @@ const (
 	fObserved
 	fAccuracy
 	fCost
+	fStartUnixNano
+	fReceivedUnixNano
 )
 
 // decodeField decodes the value of top-level field k (key when unknown).
@@ -126,12 +129,16 @@ func (r *Record) decodeField(d *lexer, k int, key []byte) error {
 	case fObserved:
 		o := &r.Observed
 		err = d.objectOrNull(observedFields, func(k int, _ []byte) error {
-			return d.floatField(k, &o.DeviceMs, &o.PackMs, &o.Bytes, &o.NetworkMs, &o.RTTMs, &o.CloudQueueMs, &o.CloudMs, &o.UnpackMs)
+			return d.floatField(k, &o.DeviceMs, &o.PackMs, &o.Bytes, &o.NetworkMs, &o.RTTMs, &o.CloudQueueMs, &o.CloudMs, &o.UnpackMs, &o.LatencyMs)
 		})
 	case fAccuracy:
 		err = d.accuracy(r)
 	case fCost:
 		err = d.float(&r.Cost)
+	case fStartUnixNano:
+		err = d.integer(func(s string) (err error) { r.StartUnixNano, err = strconv.ParseInt(s, 10, 64); return })
+	case fReceivedUnixNano:
+		err = d.integer(func(s string) (err error) { r.ReceivedUnixNano, err = strconv.ParseInt(s, 10, 64); return })
 	default:
 		return d.skip(0)
 	}

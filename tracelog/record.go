@@ -60,6 +60,11 @@ type Record struct {
 	Accuracy *float64 `json:"accuracy,omitempty"`
 	// Cost is the objective's cost of Observed when it was logged.
 	Cost float64 `json:"cost"`
+	// StartUnixNano is when the request started on the device, and
+	// ReceivedUnixNano when the controller received its report (0 when
+	// unknown); Time is the first of them known.
+	StartUnixNano    int64 `json:"start_unix_nano,omitempty"`
+	ReceivedUnixNano int64 `json:"received_unix_nano,omitempty"`
 }
 
 // Observed is what the executors measured, stage by stage.
@@ -72,6 +77,9 @@ type Observed struct {
 	CloudQueueMs float64 `json:"cloud_queue_ms"`
 	CloudMs      float64 `json:"cloud_ms"`
 	UnpackMs     float64 `json:"unpack_ms"`
+	// LatencyMs is the end-to-end latency the executor measured (0 when it
+	// did not: the stages' sum stands for it).
+	LatencyMs float64 `json:"latency_ms,omitempty"`
 }
 
 // Stages converts the observation to the cost model's stages of arm a.
@@ -111,6 +119,12 @@ func (r *Record) Validate() error {
 	}
 	if err := r.Observed.Stages(r.Arm).ValidateMeasured(); err != nil {
 		return fmt.Errorf("%w: observed.%w", ErrInvalid, err)
+	}
+	if l := r.Observed.LatencyMs; !(l >= 0) || math.IsInf(l, 0) {
+		return bad("observed.latency_ms", "%g is not a finite non-negative time", l)
+	}
+	if r.StartUnixNano < 0 || r.ReceivedUnixNano < 0 {
+		return bad("start_unix_nano", "negative (start %d, received %d)", r.StartUnixNano, r.ReceivedUnixNano)
 	}
 	if math.IsNaN(r.Cost) || math.IsInf(r.Cost, 0) {
 		return bad("cost", "%g is not finite", r.Cost)
