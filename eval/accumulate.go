@@ -248,6 +248,10 @@ type Accumulator struct {
 	// arm, and modelCost its total, when there is a reward model
 	byExpCost [rareBuckets]float64
 	modelCost float64
+	// with a reward model m: sum pi^2/q m and sum pi^2/q m^2 over arms
+	// and records (the expected weighted cost and squared cost under the
+	// logger), and sum of each record's m-expected cost squared
+	em1, em2, direct2 float64
 	// the logged costs and, with a reward model, the residuals of the
 	// logged arm: their spread sets the variance floor
 	sc, sc2, sr, sr2 float64
@@ -392,7 +396,13 @@ func (a *Accumulator) Add(s *Sample, boot []float64) error {
 				}
 			}
 			if s.Model != nil {
-				a.modelCost += p * s.Model[i]
+				m := s.Model[i]
+				a.modelCost += p * m
+				if q > 0 {
+					v := p * p / q * m
+					a.em1 += v
+					a.em2 += v * m
+				}
 			}
 		}
 		a.withDist++
@@ -412,6 +422,7 @@ func (a *Accumulator) Add(s *Sample, boot []float64) error {
 	var direct float64 // the reward model's cost of the target, when an estimator uses it
 	if a.needsModel != "" {
 		direct = s.direct()
+		a.direct2 += direct * direct
 	}
 	for i, e := range a.estimators {
 		var num, den float64 = 0, 1
@@ -517,10 +528,16 @@ func (a *Accumulator) Result() (Result, error) {
 	// The log's spread is wider than one target's, so the floor applies
 	// only below an effective sample size of warnESS, where the sample's
 	// own spread stops being trustworthy (and a warning says so).
-	var costVar, resVar float64
+	// With a reward model the floor is also the variance the estimate
+	// has under the logger's draws with the model's costs (and its
+	// residual spread) for the costs not seen.
+	var costVar, resVar, modelRes float64
+	model := false
 	if n >= 2 && d.ESS < warnESS {
 		costVar = math.Max(0, a.sc2-a.sc*a.sc/nf) / (nf - 1)
 		resVar = math.Max(0, a.sr2-a.sr*a.sr/nf) / (nf - 1)
+		model = a.needsModel != "" && a.withDist > 0
+		modelRes = a.sr2 / nf
 	}
 	res := Result{Diagnostics: d}
 	for i, e := range a.estimators {
@@ -533,9 +550,17 @@ func (a *Accumulator) Result() (Result, error) {
 		switch e {
 		case IPS:
 			floor = costVar * a.expW2 / (nf * nf)
+			if model {
+				// the variance IPS has under the logger's draws, the
+				// reward model standing in for the costs not seen
+				floor = math.Max(floor, (a.em2+modelRes*a.expW2-a.direct2)/(nf*nf))
+			}
 		case SNIPS:
 			if a.expW > 0 {
 				floor = costVar * a.expW2 / (a.expW * a.expW)
+				if v := est.Value; model && !math.IsNaN(v) {
+					floor = math.Max(floor, (a.em2-2*v*a.em1+v*v*a.expW2+modelRes*a.expW2)/(a.expW*a.expW))
+				}
 			}
 		case DR:
 			floor = resVar * a.expW2 / (nf * nf)
