@@ -957,9 +957,16 @@ type Report struct {
 	// in RegisterResponse.arms order, when the executor sends it (offline
 	// evaluation uses it); empty otherwise. It sums to 1 and
 	// probs[arm] = propensity.
-	Probs         []float64 `protobuf:"fixed64,15,rep,packed,name=probs,proto3" json:"probs,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Probs []float64 `protobuf:"fixed64,15,rep,packed,name=probs,proto3" json:"probs,omitempty"`
+	// The precisions of the manifest the arm indices (eligible, probs) refer
+	// to, in its order: offline evaluation rebuilds the arm order from them.
+	AllowedBits []uint32 `protobuf:"varint,40,rep,packed,name=allowed_bits,json=allowedBits,proto3" json:"allowed_bits,omitempty"`
+	// The accuracy signal is shadow agreement: the output of the arm
+	// compared with the full-precision output for the same unlabelled input,
+	// under the model's metric.
+	AccuracyShadow bool `protobuf:"varint,100,opt,name=accuracy_shadow,json=accuracyShadow,proto3" json:"accuracy_shadow,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Report) Reset() {
@@ -1095,6 +1102,20 @@ func (x *Report) GetProbs() []float64 {
 		return x.Probs
 	}
 	return nil
+}
+
+func (x *Report) GetAllowedBits() []uint32 {
+	if x != nil {
+		return x.AllowedBits
+	}
+	return nil
+}
+
+func (x *Report) GetAccuracyShadow() bool {
+	if x != nil {
+		return x.AccuracyShadow
+	}
+	return false
 }
 
 type ReportBatch struct {
@@ -3785,7 +3806,7 @@ const file_dyno_proto_rawDesc = "" +
 	"\x06policy\x18\x02 \x01(\v2\x0f.dyno.v1.PolicyR\x06policy\x12'\n" +
 	"\x06limits\x18\x03 \x01(\v2\x0f.dyno.v1.LimitsR\x06limits\x12*\n" +
 	"\x11acked_through_seq\x18\x04 \x01(\x04R\x0fackedThroughSeq\x12 \n" +
-	"\x04arms\x18\x05 \x03(\v2\f.dyno.v1.ArmR\x04arms\"\xe9\x03\n" +
+	"\x04arms\x18\x05 \x03(\v2\f.dyno.v1.ArmR\x04arms\"\xb5\x04\n" +
 	"\x06Report\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1e\n" +
@@ -3808,7 +3829,9 @@ const file_dyno_proto_rawDesc = "" +
 	"request_id\x18\r \x01(\tR\trequestId\x12\x1f\n" +
 	"\vpolicy_kind\x18\x0e \x01(\tR\n" +
 	"policyKind\x12\x14\n" +
-	"\x05probs\x18\x0f \x03(\x01R\x05probsB\v\n" +
+	"\x05probs\x18\x0f \x03(\x01R\x05probs\x12!\n" +
+	"\fallowed_bits\x18( \x03(\rR\vallowedBits\x12'\n" +
+	"\x0faccuracy_shadow\x18d \x01(\bR\x0eaccuracyShadowB\v\n" +
 	"\t_accuracy\"t\n" +
 	"\vReportBatch\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x12\x1f\n" +

@@ -201,10 +201,18 @@ func (a *adminService) ExportTraces(req *api.ExportTracesRequest, stream api.Adm
 					return next-from < 50*exportChunk, nil
 				}
 				idx := 0
+				var bits []int
 				if k := a.srv.reg.key(t.Key); k != nil {
 					idx, _ = k.cm.Index(costmodel.Arm{Split: t.Split, Bits: t.Bits})
+					bits = k.cm.Manifest.AllowedBits
 				}
-				batch.Traces = append(batch.Traces, apiTrace(&t, idx))
+				tr := apiTrace(&t, idx)
+				// the precisions the arm index refers to, so the export is
+				// read back with the manifest it came from
+				for _, b := range bits {
+					tr.Report.AllowedBits = append(tr.Report.AllowedBits, uint32(b))
+				}
+				batch.Traces = append(batch.Traces, tr)
 				sent++
 				more := len(batch.Traces) < exportChunk && (req.Limit == 0 || sent < req.Limit)
 				return more, nil
@@ -273,6 +281,7 @@ func (a *adminService) ListExecutors(ctx context.Context, req *api.ListExecutors
 			resp.NextPageToken = resp.Executors[size-1].ExecutorId
 		}
 	}
+	a.addArmUse(resp.Executors)
 	return resp, nil
 }
 

@@ -22,6 +22,10 @@ type AccuracyTable struct {
 	// variants of the other metrics ("label-top5-accuracy",
 	// "top5-agreement", "cosine>=0.99-agreement", "relerr<=0.05-agreement").
 	Metric string `json:"metric"`
+	// MetricSpec is the metric in the form `dyno-executor calibrate
+	// --metric` takes ("top1:1", "cosine:0.99"), so outputs can be scored
+	// later the way the table was; empty in older tables (top1).
+	MetricSpec string `json:"metric_spec,omitempty"`
 	// Baseline is the full-precision accuracy in [0, 1].
 	Baseline float64         `json:"baseline"`
 	Entries  []AccuracyEntry `json:"entries"`

@@ -43,7 +43,7 @@ func decode(line []byte, r *Record, prev *repeats) error {
 // scanning a string.
 var (
 	recordFields = newFields("schema", "id", "key", "executor", "seq", "time", "policy", "policy_version", "conditions",
-		"eligible", "arm_index", "arm", "explore", "propensity", "probs", "observed", "accuracy", "cost",
+		"eligible", "eligible_mask", "allowed_bits", "arm_index", "arm", "explore", "propensity", "probs", "observed", "accuracy", "cost",
 		"start_unix_nano", "received_unix_nano")
 	conditionFields = newFields("bandwidth_mbps", "rtt_ms", "cloud_queue_ms", "cloud_slowdown", "device_slowdown")
 	armFields       = newFields("split", "bits")
@@ -62,6 +62,8 @@ const (
 	fPolicyVersion
 	fConditions
 	fEligible
+	fEligibleMask
+	fAllowedBits
 	fArmIndex
 	fArm
 	fExplore
@@ -101,6 +103,10 @@ func (r *Record) decodeField(d *lexer, k int, key []byte) error {
 		})
 	case fEligible:
 		err = d.ints(&r.Eligible)
+	case fEligibleMask:
+		err = d.strRepeat(&r.EligibleMask, &d.prev.eligibleMask)
+	case fAllowedBits:
+		err = d.ints(&r.AllowedBits)
 	case fArmIndex:
 		err = d.integer(func(s string) (err error) { r.ArmIndex, err = parseInt(s); return })
 	case fArm:
@@ -196,7 +202,7 @@ type lexer struct {
 // repeats are the strings of the previous record that the next one likely
 // repeats (a log holds few keys, executors and policies): a repeat is
 // compared, not allocated again.
-type repeats struct{ key, executor, policy string }
+type repeats struct{ key, executor, policy, eligibleMask string }
 
 func (d *lexer) errorf(format string, args ...any) error {
 	return fmt.Errorf("at byte %d: %s", d.i+1, fmt.Sprintf(format, args...))

@@ -75,6 +75,6 @@ cost model.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newCloudCmd(), newDeviceCmd(), profile.NewProfileCmd(), profile.NewCalibrateCmd())
+	root.AddCommand(newCloudCmd(), newDeviceCmd(), newLoadCmd(), profile.NewProfileCmd(), profile.NewCalibrateCmd())
 	return root
 }

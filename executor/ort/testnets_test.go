@@ -168,8 +168,12 @@ func TestDataDependentShapeIsNoCut(t *testing.T) {
 		t.Errorf("cut points %v, want [r cnt]: the data-dependent nzf is no cut", cuts)
 	}
 	_, err = g.Split(model.SplitOptions{At: []string{"nzf"}})
-	if !errors.Is(err, model.ErrNoCutPoint) {
-		t.Errorf("cut at nzf: %v, want ErrNoCutPoint", err)
+	if !errors.Is(err, model.ErrNoCutPoint) || !strings.Contains(err.Error(), "depends on the input's values") {
+		t.Errorf("cut at nzf: %v, want ErrNoCutPoint saying why", err)
+	}
+	st := g.Stretches()
+	if len(st) != 1 || st[0].From != "r" || st[0].To != "cnt" || !strings.Contains(st[0].Reason, `"nz" (INT64`) || !strings.Contains(st[0].Reason, "shape depends on the input's values") {
+		t.Errorf("stretches %+v, want r -> cnt without a cut, saying why", st)
 	}
 }
 

@@ -207,9 +207,10 @@ func Calibrate(ctx context.Context, cfg CalibrateConfig, log *slog.Logger) (*cos
 		prog.step(i + 1)
 	}
 	t := &costmodel.AccuracyTable{
-		Version: costmodel.AccuracyVersion,
-		Model:   m.Name,
-		Samples: n,
+		Version:    costmodel.AccuracyVersion,
+		Model:      m.Name,
+		Samples:    n,
+		MetricSpec: metric.Spec(),
 	}
 	comp := "zstd"
 	if cfg.NoCompression {
@@ -338,7 +339,7 @@ func loadInputs(cfg CalibrateConfig, m *model.Manifest) (*dataset, error) {
 		return ds, nil
 	}
 	if st, err := os.Stat(cfg.Data); err == nil && (st.IsDir() || strings.HasSuffix(cfg.Data, ".npy")) {
-		return loadNpyData(cfg.Data, cfg.Labels, size, cfg.Samples)
+		return loadNpyData(cfg.Data, cfg.Labels, m.Input.Shape, cfg.Samples)
 	}
 	return nil, fmt.Errorf("%w: data %q is none of %q, %q, a folder of .npy files, a .npy file, \"file:PATH\"", ErrConfig, cfg.Data, DataMNIST, DataRandom)
 }

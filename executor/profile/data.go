@@ -15,8 +15,8 @@ import (
 // The labelled data format of `dyno-executor calibrate --data`:
 //
 //   - a folder of .npy files, read in name order; each holds one input
-//     (as many values as the model's input, any shape with that count)
-//     or several stacked along the first axis ([N, ...input shape]);
+//     (the model's input shape, leading 1s optional) or several stacked
+//     along the first axis ([N, ...input shape]);
 //   - or one .npy file of stacked inputs;
 //   - labels (optional) in labels.txt inside the folder, or the file
 //     --labels names: one line per input in the order above, holding the
@@ -40,9 +40,37 @@ type dataset struct {
 	desc   string
 }
 
+// inputsIn returns how many model inputs of shape in an array of shape a
+// holds: 1 if a is in (leading 1s aside), N if a is [N, in...] (leading
+// 1s of in aside), 0 if neither (an image saved as HWC for a CHW model,
+// say: refused rather than reinterpreted).
+func inputsIn(a, in []int64) int {
+	trim := func(s []int64) []int64 {
+		for len(s) > 0 && s[0] == 1 {
+			s = s[1:]
+		}
+		return s
+	}
+	core := trim(in)
+	if slices.Equal(trim(a), core) {
+		return 1
+	}
+	if len(a) >= 1 && a[0] > 0 {
+		rest := a[1:]
+		if slices.Equal(rest, in) || slices.Equal(trim(rest), core) && len(rest) <= len(in) {
+			return int(a[0])
+		}
+	}
+	return 0
+}
+
 // loadNpyData reads a folder of .npy files or one .npy file, and labels
 // (labelsPath, else DIR/labels.txt where present).
-func loadNpyData(path, labelsPath string, size int, limit int) (*dataset, error) {
+func loadNpyData(path, labelsPath string, in []int64, limit int) (*dataset, error) {
+	size := 1
+	for _, d := range in {
+		size *= int(d)
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("calibrate: data: %w", err)
@@ -69,8 +97,8 @@ func loadNpyData(path, labelsPath string, size int, limit int) (*dataset, error)
 		if err != nil {
 			return nil, err
 		}
-		if len(v) == 0 || len(v)%size != 0 {
-			return nil, fmt.Errorf("%w: %s: %d values (shape %v) is not a whole number of %d-value model inputs", ErrConfig, f, len(v), shape, size)
+		if k := inputsIn(shape, in); k == 0 || k*size != len(v) {
+			return nil, fmt.Errorf("%w: %s: shape %v is neither the model's input %v nor a stack of them [N, ...]; save the inputs as the model takes them (channels first if it does)", ErrConfig, f, shape, in)
 		}
 		for i := 0; i < len(v); i += size {
 			ds.inputs = append(ds.inputs, v[i:i+size])

@@ -44,7 +44,8 @@ type Metric struct {
 }
 
 // ParseMetric reads --metric: "auto" (or ""), "top1", "top1:AXIS",
-// "top5" or "topk:K", "cosine", "cosine:MIN", "relerr", "relerr:MAX".
+// "top5", "top5:AXIS" or "topk:K", "cosine", "cosine:MIN", "relerr",
+// "relerr:MAX".
 func ParseMetric(s string) (Metric, error) {
 	name, arg, hasArg := strings.Cut(strings.TrimSpace(s), ":")
 	num := func(def float64) (float64, error) {
@@ -70,19 +71,25 @@ func ParseMetric(s string) (Metric, error) {
 			m.Axis = a
 		}
 		return m, nil
-	case name == MetricTopK || (strings.HasPrefix(name, "top") && !hasArg):
-		ks := strings.TrimPrefix(name, "top")
+	case name == MetricTopK || strings.HasPrefix(name, "top"):
+		ks, axis := strings.TrimPrefix(name, "top"), -1
 		if name == MetricTopK {
 			ks = arg
+		} else if hasArg {
+			a, err := strconv.Atoi(arg)
+			if err != nil || a < 0 {
+				return Metric{}, fmt.Errorf("%w: metric %q: class axis %q is not a non-negative integer", ErrConfig, s, arg)
+			}
+			axis = a
 		}
 		k, err := strconv.Atoi(ks)
 		if err != nil || k < 1 {
 			return Metric{}, fmt.Errorf("%w: metric %q: k %q is not a positive integer", ErrConfig, s, ks)
 		}
 		if k == 1 {
-			return Metric{Kind: MetricTop1, Axis: -1}, nil
+			return Metric{Kind: MetricTop1, Axis: axis}, nil
 		}
-		return Metric{Kind: MetricTopK, K: k, Axis: -1}, nil
+		return Metric{Kind: MetricTopK, K: k, Axis: axis}, nil
 	case name == MetricCosine:
 		v, err := num(DefaultCosine)
 		if err != nil {
@@ -162,6 +169,40 @@ func (m Metric) String() string {
 		return fmt.Sprintf("relative error <= %g", m.Threshold)
 	}
 	return "auto"
+}
+
+// Spec is the metric as ParseMetric reads it ("top1:2", "top5:1",
+// "cosine:0.99", "relerr:0.05"), recorded in the accuracy table so that
+// whoever scores outputs later (a device comparing with a shadow answer or
+// a label) scores them the same way.
+func (m Metric) Spec() string {
+	switch m.Kind {
+	case MetricTop1:
+		return fmt.Sprintf("top1:%d", m.Axis)
+	case MetricTopK:
+		return fmt.Sprintf("top%d:%d", m.K, m.Axis)
+	case MetricCosine, MetricRelErr:
+		return fmt.Sprintf("%s:%g", m.Kind, m.Threshold)
+	}
+	return "auto"
+}
+
+// Agreement scores output y against the full-precision output full of
+// the given shape, in [0, 1]: the share of rows whose class agrees (top1,
+// top-k) or 1/0 for the dense metrics. The metric must be resolved (a
+// non-negative class axis within the shape), as Calibrate's is.
+func (m Metric) Agreement(y, full []float32, shape []int64) float64 {
+	var ref []int
+	if m.Labelled() {
+		ref = m.argmaxRows(nil, full, shape)
+	}
+	return m.score(y, shape, ref, full, nil)
+}
+
+// LabelScore scores output y against labels (one class per row), in
+// [0, 1]; for class metrics only, with len(labels) == Rows(shape).
+func (m Metric) LabelScore(y []float32, shape []int64, labels []int) float64 {
+	return m.score(y, shape, labels, nil, nil)
 }
 
 // TableName is the metric as the accuracy table's Metric field records

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,5 +218,85 @@ func TestDefaultProfilePathByRole(t *testing.T) {
 	}
 	if got := profile.DefaultProfilePath(dir, "jetson", costmodel.RoleDevice); got != filepath.Join("models", "profiles", "jetson.json") {
 		t.Errorf("device: %s", got)
+	}
+}
+
+// A metric under which every arm scores the same is a warning, and so is
+// a one-element output's default metric.
+func TestCalibrateWarnsWhenArmsLookAlike(t *testing.T) {
+	dir := tinyDir(t)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	if _, err := profile.Calibrate(context.Background(), profile.CalibrateConfig{Model: dir, Samples: 2, Bits: []int{32}, Threads: 1}, log); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"level=WARN", "cannot tell the arms apart", "metric picked from the output shape", "precisions not calibrated"} {
+		if !strings.Contains(logs.String(), f) {
+			t.Errorf("log does not say %q:\n%s", f, logs.String())
+		}
+	}
+}
+
+// The table's metric spec reads back into the metric that wrote it, and
+// scores as Calibrate does: per row along the class axis.
+func TestMetricSpecRoundTripsAndScoresPerRow(t *testing.T) {
+	for _, m := range []profile.Metric{
+		{Kind: profile.MetricTop1, Axis: 2}, {Kind: profile.MetricTopK, K: 3, Axis: 1},
+		{Kind: profile.MetricCosine, Threshold: 0.995}, {Kind: profile.MetricRelErr, Threshold: 0.02},
+	} {
+		got, err := profile.ParseMetric(m.Spec())
+		if err != nil || got != m {
+			t.Errorf("ParseMetric(%q) = %+v, %v; want %+v", m.Spec(), got, err, m)
+		}
+	}
+	// Two time steps of three classes: the first agrees, the second not.
+	shape := []int64{1, 2, 3}
+	full := []float32{0, 1, 0, 1, 0, 0}
+	y := []float32{0, 2, 1, 0, 0, 1}
+	top1 := profile.Metric{Kind: profile.MetricTop1, Axis: 2}
+	if a := top1.Agreement(y, full, shape); a != 0.5 {
+		t.Errorf("top1 per step: %g, want 0.5 (a flattened argmax would say 1)", a)
+	}
+	if s := top1.LabelScore(y, shape, []int{1, 2}); s != 1 {
+		t.Errorf("label score %g, want 1", s)
+	}
+	cos := profile.Metric{Kind: profile.MetricCosine, Threshold: 0.99}
+	if a := cos.Agreement(full, full, shape); a != 1 {
+		t.Errorf("cosine of an output with itself: %g", a)
+	}
+	if a := cos.Agreement(y, full, shape); a != 0 {
+		t.Errorf("cosine of a different output: %g", a)
+	}
+}
+
+// .npy inputs must have the model's input shape (or be a stack of them):
+// a channels-last image of the right size is refused, not reinterpreted.
+func TestNpyShapes(t *testing.T) {
+	dir := tinyDir(t) // input [1, 3, 32, 32]
+	x := make([]float32, 2*3*32*32)
+	for _, tc := range []struct {
+		shape []int64
+		n     int // inputs read; 0 = refused
+	}{
+		{[]int64{1, 3, 32, 32}, 1}, {[]int64{3, 32, 32}, 1}, {[]int64{2, 3, 32, 32}, 2},
+		{[]int64{2, 1, 3, 32, 32}, 2}, {[]int64{32, 32, 3}, 0}, {[]int64{3, 1024}, 0},
+	} {
+		data := t.TempDir()
+		n := 1
+		for _, d := range tc.shape {
+			n *= int(d)
+		}
+		if err := profile.WriteNpy(filepath.Join(data, "x.npy"), tc.shape, x[:n]); err != nil {
+			t.Fatal(err)
+		}
+		tab, err := profile.Calibrate(context.Background(), profile.CalibrateConfig{Model: dir, Data: data, Bits: []int{32}, Threads: 1}, quiet())
+		switch {
+		case tc.n == 0 && !errors.Is(err, profile.ErrConfig):
+			t.Errorf("shape %v: %v, want ErrConfig", tc.shape, err)
+		case tc.n > 0 && err != nil:
+			t.Errorf("shape %v: %v", tc.shape, err)
+		case tc.n > 0 && tab.Samples != tc.n:
+			t.Errorf("shape %v: %d samples, want %d", tc.shape, tab.Samples, tc.n)
+		}
 	}
 }

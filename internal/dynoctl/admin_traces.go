@@ -2,6 +2,7 @@ package dynoctl
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,12 @@ func traceRecord(t *api.Trace) *tracelog.Record {
 	if s := r.GetStages(); s != nil {
 		rec.Observed = tracelog.Observed{DeviceMs: s.DeviceMs, PackMs: s.PackMs, Bytes: r.GetBytes(), NetworkMs: s.NetworkMs, RTTMs: s.RttMs,
 			CloudQueueMs: s.CloudQueueMs, CloudMs: s.CloudMs, UnpackMs: s.UnpackMs, LatencyMs: s.LatencyMs}
+	}
+	for _, b := range r.GetAllowedBits() {
+		rec.AllowedBits = append(rec.AllowedBits, int(b))
+	}
+	if len(r.GetEligible()) > 0 {
+		rec.EligibleMask = hex.EncodeToString(r.GetEligible())
 	}
 	for i, b := range r.GetEligible() {
 		for j := 0; j < 8; j++ {

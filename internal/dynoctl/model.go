@@ -64,7 +64,7 @@ func newModelSplitCmd() *cobra.Command {
 		out, name, at, inputShape, bits string
 		output                          string
 		every, maxCuts                  int
-		raw, list, all, force           bool
+		raw, list, all, force, own      bool
 		threads                         int
 	)
 	cmd := &cobra.Command{
@@ -125,7 +125,11 @@ refused (they would no longer match the blocks); --force clears them.`,
 			if err != nil {
 				return modelError(err)
 			}
-			g, err := model.AnalyseONNX(m, model.GraphOptions{InputShape: shape, Output: output, Prober: ort.Prober{Threads: threads}})
+			gopt := model.GraphOptions{InputShape: shape, Output: output, Prober: ort.Prober{Threads: threads}}
+			if own {
+				gopt.Prober = nil
+			}
+			g, err := model.AnalyseONNX(m, gopt)
 			if err != nil {
 				return modelError(fmt.Errorf("%s: %w", args[0], err))
 			}
@@ -179,6 +183,7 @@ refused (they would no longer match the blocks); --force clears them.`,
 	f.StringVar(&bits, "bits", "", "allowed activation precisions, e.g. 32,16,8,4 (default: all)")
 	f.StringVar(&output, "output", "", "the graph output to split towards, for models with several (the parts feeding only the others are dropped)")
 	f.IntVar(&threads, "threads", 0, "ONNX Runtime intra-op threads for the measuring run (0: its default)")
+	f.BoolVar(&own, "own-inference", false, "infer shapes with dyno's own inference instead of measuring them with ONNX Runtime (known operators only; no ONNX Runtime needed)")
 	return cmd
 }
 

@@ -98,6 +98,9 @@ func TestModelSplitCheckAnyModel(t *testing.T) {
 		!strings.Contains(out, "the 1 cut point(s) named -> 2 blocks") {
 		t.Fatalf("split --list --at: exit %d: %s", code, out)
 	}
+	if code, out := runCtl("model", "split", src, "--list", "--own-inference"); code != dynoctl.ExitBadInput || !strings.Contains(out, "no shape inference") {
+		t.Errorf("split --own-inference of a U-Net: exit %d: %s", code, out)
+	}
 	split := filepath.Join(dir, "split")
 	if code, out := runCtl("model", "split", src, "-o", split, "--raw"); code != 0 || !strings.Contains(out, "into 7 blocks") || !strings.Contains(out, "+?") {
 		t.Fatalf("split: exit %d: %s", code, out)
