@@ -261,7 +261,6 @@ func (a *adminService) ListExecutors(ctx context.Context, req *api.ListExecutors
 		r := x.rec
 		info := &api.ExecutorInfo{
 			ExecutorId: r.ID, Key: r.Key, Model: r.Model, DeviceClass: r.DeviceClass, Version: r.Version, Labels: r.Labels,
-			ReportedPolicyVersion: x.use.version, TopArm: x.use.topArm(a.srv.reg.key(r.Key)), TopArmShare: x.use.topShare(),
 			RegisteredUnixNano: r.RegisteredAt.UnixNano(), LastSeenUnixNano: r.LastSeen.UnixNano(), AckedThroughSeq: x.through,
 			Reports: r.Reports, AckedVersion: r.AckedVersion, LastNack: r.LastNACK, Connected: x.connected > 0, TokenName: r.TokenName,
 		}
@@ -344,6 +343,27 @@ func (a *adminService) ListAudit(ctx context.Context, req *api.ListAuditRequest)
 		return nil, toStatus(err)
 	}
 	return resp, nil
+}
+
+// addArmUse fills in, for each listed executor, the policy version of its
+// latest report and the arm most of its recent reports used.
+func (a *adminService) addArmUse(infos []*api.ExecutorInfo) {
+	for _, info := range infos {
+		x := a.srv.execs.get(info.ExecutorId)
+		if x == nil {
+			continue
+		}
+		x.mu.Lock()
+		version := x.use.version
+		arm, share, used := x.use.top()
+		x.mu.Unlock()
+		info.ReportedPolicyVersion = version
+		if k := a.srv.reg.key(info.Key); used && k != nil {
+			if arms := k.cm.Arms(); arm < len(arms) {
+				info.TopArm, info.TopArmShare = &api.Arm{Split: uint32(arms[arm].Split), Bits: uint32(arms[arm].Bits)}, share
+			}
+		}
+	}
 }
 
 // backupChunk is the size of one Backup message.

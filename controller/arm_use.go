@@ -1,7 +1,5 @@
 package controller
 
-import "github.com/dynoml/dyno/api"
-
 // armUseHalving is the count at which armUse halves its counts.
 const armUseHalving = 1024
 
@@ -62,24 +60,4 @@ func (x *execState) used(items []item) {
 	x.mu.Lock()
 	x.use.add(items)
 	x.mu.Unlock()
-}
-
-// topArm is the most used arm, as its key names its arms; nil before any
-// report, or when the key is gone.
-func (u *armUse) topArm(k *keyEntry) *api.Arm {
-	arm, _, ok := u.top()
-	if !ok || k == nil {
-		return nil
-	}
-	arms := k.cm.Arms()
-	if arm >= len(arms) {
-		return nil
-	}
-	return &api.Arm{Split: uint32(arms[arm].Split), Bits: uint32(arms[arm].Bits)}
-}
-
-// topShare is the most used arm's share of the counted reports.
-func (u *armUse) topShare() float64 {
-	_, share, _ := u.top()
-	return share
 }
