@@ -63,8 +63,12 @@ guide-check: deps ## Build this machine's release tarball and run docs/deploy.md
 	@DIST_ARCHES=$$($(GO) env GOARCH) ./scripts/dist.sh >/dev/null
 	@./scripts/guide-check.sh
 
+.PHONY: influxd-check
+influxd-check: ## Check that `scripts/influxd.sh with` (make test) stops the influxd it starts and leaves a running one alone, on a free port of its own
+	@./scripts/influxd-check.sh
+
 .PHONY: test
-test: deps lint proto-check models dist-check guide-check ## Run every test (race detector on) against the real parts; starts influxd for them and stops it after, unless one was running already
+test: deps lint proto-check models influxd-check dist-check guide-check ## Run every test (race detector on) against the real parts; starts influxd for them and stops it after, unless one was running already
 	@./scripts/influxd.sh build
 	./scripts/influxd.sh with $(GO) test -race -count=1 -timeout 40m ./...
 

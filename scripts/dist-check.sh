@@ -81,6 +81,14 @@ grep -q 'ONNX Runtime 1.24.1 on CPU' "$p" || fail "profile does not name ONNX Ru
 total=$(awk '/^sum/ {print $2}' "$work/profile.log")
 echo "  profile of tinynet: 10 blocks, sum of medians $total ms (ONNX Runtime 1.24.1, lib/ of the tarball)" >&2
 
+# Every variable a unit uses is set in its example environment file.
+for pair in dyno-controller:controller dyno-cloud:cloud dyno-device:device; do
+  unit=$dir/systemd/${pair%%:*}.service env=$dir/etc/${pair#*:}.env
+  for v in $(grep -o '\${\?DYNO_[A-Z_]*' "$unit" | tr -d '${' | sort -u); do
+    grep -q "^$v=" "$env" || fail "$(basename "$unit") uses $v, which etc/$(basename "$env") does not set"
+  done
+done
+
 # The units: systemd-analyze reads them with the tarball's binaries in
 # place of /opt/dyno.
 if command -v systemd-analyze >/dev/null; then
