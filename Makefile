@@ -46,7 +46,7 @@ models: deps ## Build the model zoo and the trained reference classifier into mo
 	@./scripts/models.sh
 
 .PHONY: dist
-dist: deps ## Release tarballs for linux/amd64 and linux/arm64 into dist/ (binaries, ONNX Runtime, systemd units, example config, licences; docs/deploy.md), each checked by dist-check
+dist: deps ## Release tarballs for linux/amd64 and linux/arm64 into dist/ (binaries, ONNX Runtime, systemd units, example config, licences; docs/deploy.md), each checked by dist-check; VERSION=x.y.z names them (default: the latest tag, else 0.0.0-DATE-COMMIT)
 	@./scripts/cross-deps.sh
 	@./scripts/dist.sh >/dev/null
 	@./scripts/dist-check.sh amd64
