@@ -11,17 +11,19 @@
 # arm64 binaries run under qemu user emulation (qemu-aarch64, with the
 # arm64 C and C++ runtime of Debian's cross packages as its sysroot).
 #
-#   scripts/dist-check.sh [ARCH] [VERSION]   (default: arm64, the newest tarball)
+#   scripts/dist-check.sh [ARCH] [VERSION]   (default: arm64, the newest tarball
+#                                            in DIST_DIR, default dist/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 arch=${1:-arm64}
+dist=${DIST_DIR:-dist}
 if [ -n "${2:-}" ]; then
-  tarball=dist/dyno-$2-linux-$arch.tar.gz
+  tarball=$dist/dyno-$2-linux-$arch.tar.gz
 else
-  tarball=$(ls -t dist/dyno-*-linux-"$arch".tar.gz 2>/dev/null | head -1)
+  tarball=$(ls -t "$dist"/dyno-*-linux-"$arch".tar.gz 2>/dev/null | head -1)
 fi
-[ -n "$tarball" ] && [ -f "$tarball" ] || { echo "dist-check: no dist/dyno-*-linux-$arch.tar.gz: run make dist" >&2; exit 1; }
+[ -n "$tarball" ] && [ -f "$tarball" ] || { echo "dist-check: no $dist/dyno-*-linux-$arch.tar.gz: run make dist" >&2; exit 1; }
 [ -f models/tinynet/model.json ] || { echo "dist-check: models/tinynet is missing: run make models" >&2; exit 1; }
 name=$(basename "$tarball" .tar.gz)
 version=${name#dyno-}

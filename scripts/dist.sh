@@ -11,7 +11,7 @@
 #   LICENSES/  the licence of each bundled part: ONNX Runtime and every Go
 #              module linked into the binaries
 #   DEPLOY.md  the deploy guide (docs/deploy.md), VERSION
-# and dist/SHA256SUMS. The arm64 binaries are built with Debian's
+# and dist/SHA256SUMS (DIST_OUT names another folder than dist/). The arm64 binaries are built with Debian's
 # aarch64-linux-gnu-gcc (scripts/cross-deps.sh installs it).
 #
 # VERSION defaults to the latest tag (git describe), else 0.0.0-DATE-COMMIT.
@@ -32,8 +32,9 @@ if [ -z "${VERSION:-}" ]; then
   fi
 fi
 epoch=$(git log -1 --format=%ct)
-out=$root/dist
+out=${DIST_OUT:-$root/dist}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 tgz=$(./scripts/fetch-ort.sh tarball)
 pkg=github.com/dynoml/dyno/internal/cliutil
 ldflags="-s -w -X $pkg.Version=$VERSION -X $pkg.Commit=$commit"
@@ -85,7 +86,7 @@ for arch in $arches; do
   mv "$out/$name.tar.gz.tmp" "$out/$name.tar.gz"
   rm -rf "$stage"
   trap - EXIT
-  echo "dist: wrote dist/$name.tar.gz ($(du -h "$out/$name.tar.gz" | cut -f1))" >&2
+  echo "dist: wrote $out/$name.tar.gz ($(du -h "$out/$name.tar.gz" | cut -f1))" >&2
 done
 (cd "$out" && sha256sum dyno-"$VERSION"-linux-*.tar.gz >SHA256SUMS)
 echo "$VERSION"

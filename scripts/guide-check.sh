@@ -5,7 +5,8 @@
 # free loopback ports. The servers it starts are stopped however it ends;
 # it fails after GUIDE_TIMEOUT seconds (600).
 #
-#   scripts/guide-check.sh [TARBALL]   (default: the newest dist/ tarball of this architecture)
+#   scripts/guide-check.sh [TARBALL]   (default: the newest tarball of this
+#                                      architecture in DIST_DIR, default dist/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -14,8 +15,9 @@ case "$(uname -m)" in
   aarch64|arm64) arch=arm64 ;;
   *) echo "guide-check: no release for $(uname -m)" >&2; exit 1 ;;
 esac
-tarball=${1:-$(ls -t dist/dyno-*-linux-"$arch".tar.gz 2>/dev/null | head -1)}
-[ -n "$tarball" ] && [ -f "$tarball" ] || { echo "guide-check: no dist/dyno-*-linux-$arch.tar.gz: run make dist" >&2; exit 1; }
+dist=${DIST_DIR:-dist}
+tarball=${1:-$(ls -t "$dist"/dyno-*-linux-"$arch".tar.gz 2>/dev/null | head -1)}
+[ -n "$tarball" ] && [ -f "$tarball" ] || { echo "guide-check: no $dist/dyno-*-linux-$arch.tar.gz: run make dist" >&2; exit 1; }
 tarball=$(cd "$(dirname "$tarball")" && pwd)/$(basename "$tarball")
 
 work=$(mktemp -d)
