@@ -58,6 +58,16 @@ done
 readelf -h "$dir/lib/libonnxruntime.so.1" | grep -q "Machine:.*$machine" || fail "lib/libonnxruntime.so.1 is not $machine"
 readelf -h "$dir/bin/dyno-executor" | grep -q "Machine:.*$machine" || fail "bin/dyno-executor is not $machine"
 
+# The newest C library symbol version anything in the tarball needs: it
+# must run on Ubuntu 22.04 (JetPack 6), whose glibc is 2.35.
+max_glibc=${DIST_MAX_GLIBC:-2.35}
+need=$(for f in "$dir"/bin/* "$dir"/lib/*; do readelf -V --wide "$f" 2>/dev/null | grep -o 'GLIBC_[0-9.]*'; done | sed 's/GLIBC_//' | sort -uV | tail -1)
+if [ -n "$need" ] && [ "$(printf '%s\n%s\n' "$need" "$max_glibc" | sort -V | tail -1)" != "$max_glibc" ]; then
+  fail "needs glibc $need, newer than $max_glibc"
+fi
+file "$dir/bin/dyno-controller" | grep -q 'statically linked' || fail "bin/dyno-controller is not static"
+echo "  needs glibc ${need:-none} or newer (at most $max_glibc allowed); dyno-controller static" >&2
+
 commit=$(sed -n 's/^commit //p' "$dir/VERSION")
 for b in dyno-controller dyno-executor dynoctl; do
   v=$(cd "$work" && env -u ORT_LIB "${run[@]}" "$dir/bin/$b" --version)

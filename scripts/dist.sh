@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Release tarballs: dist/dyno-VERSION-linux-ARCH.tar.gz for each of
 # DIST_ARCHES (default "amd64 arm64"), each holding
-#   bin/       dyno-controller, dyno-executor, dynoctl (cgo; version and
-#              commit in --version)
+#   bin/       dyno-controller (static), dyno-executor and dynoctl (cgo);
+#              version and commit in --version
 #   lib/       libonnxruntime.so.1 of the same architecture, from the same
 #              onnxruntime-node npm package `make deps` uses (the binaries
 #              find it there without ORT_LIB)
@@ -55,8 +55,13 @@ for arch in $arches; do
   dir=$stage/$name
   mkdir -p "$dir/bin" "$dir/lib" "$dir/systemd" "$dir/etc" "$dir/LICENSES"
   echo "dist: building $name (CC=$cc)" >&2
+  # The controller is pure Go: static, it runs on any Linux. The executor
+  # and dynoctl load ONNX Runtime through cgo, and need the C library of
+  # Debian 12 or newer (GLIBC_2.34; dist-check prints what they need).
+  GOOS=linux GOARCH=$arch CGO_ENABLED=0 \
+    go build -trimpath -ldflags "$ldflags" -o "$dir/bin/" ./cmd/dyno-controller
   GOOS=linux GOARCH=$arch CGO_ENABLED=1 CC=$cc \
-    go build -trimpath -ldflags "$ldflags" -o "$dir/bin/" ./cmd/dyno-controller ./cmd/dyno-executor ./cmd/dynoctl
+    go build -trimpath -ldflags "$ldflags" -o "$dir/bin/" ./cmd/dyno-executor ./cmd/dynoctl
   tar -xzf "$tgz" -C "$stage" "package/bin/napi-v6/linux/$ortarch/libonnxruntime.so.1"
   mv "$stage/package/bin/napi-v6/linux/$ortarch/libonnxruntime.so.1" "$dir/lib/"
   rm -rf "$stage/package"
