@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -291,4 +292,46 @@ func TestDrainTurnsHealthBeforeTheListenerCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-done // Stop ends the drain
+}
+
+// TestSIGTERMDrainsBeforeTheListenerCloses sends SIGTERM to a controller
+// process and probes it the way a load balancer does, on a new connection
+// each time: it answers NOT_SERVING while it drains, then stops.
+func TestSIGTERMDrainsBeforeTheListenerCloses(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.DrainDelay = 2 * time.Second
+	c := e.startChild(t)
+	probe := func() (healthpb.HealthCheckResponse_ServingStatus, error) {
+		conn, err := api.Dial(c.addr, api.DialOptions{TLS: &tls.Config{RootCAs: e.caPool, MinVersion: tls.VersionTLS13}})
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Close()
+		h, err := healthpb.NewHealthClient(conn).Check(ctxFor(t, 2*time.Second), &healthpb.HealthCheckRequest{})
+		return h.GetStatus(), err
+	}
+	if st, err := probe(); err != nil || st != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("before SIGTERM: %v %v", st, err)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	sawDraining := false
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := probe()
+		if err != nil {
+			break // the listener has closed
+		}
+		if st == healthpb.HealthCheckResponse_NOT_SERVING {
+			sawDraining = true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !sawDraining {
+		t.Fatal("no probe saw NOT_SERVING before the listener closed")
+	}
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("the controller did not exit cleanly: %v", err)
+	}
 }
