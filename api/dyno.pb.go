@@ -2802,10 +2802,13 @@ type ExecutorInfo struct {
 	AckedThroughSeq    uint64                 `protobuf:"varint,9,opt,name=acked_through_seq,json=ackedThroughSeq,proto3" json:"acked_through_seq,omitempty"`
 	Reports            uint64                 `protobuf:"varint,10,opt,name=reports,proto3" json:"reports,omitempty"`
 	// The version of its key the executor last ACKed, and its last NACK.
-	AckedVersion  uint64 `protobuf:"varint,11,opt,name=acked_version,json=ackedVersion,proto3" json:"acked_version,omitempty"`
-	LastNack      string `protobuf:"bytes,12,opt,name=last_nack,json=lastNack,proto3" json:"last_nack,omitempty"`
-	Connected     bool   `protobuf:"varint,13,opt,name=connected,proto3" json:"connected,omitempty"`
-	TokenName     string `protobuf:"bytes,14,opt,name=token_name,json=tokenName,proto3" json:"token_name,omitempty"`
+	AckedVersion uint64 `protobuf:"varint,11,opt,name=acked_version,json=ackedVersion,proto3" json:"acked_version,omitempty"`
+	LastNack     string `protobuf:"bytes,12,opt,name=last_nack,json=lastNack,proto3" json:"last_nack,omitempty"`
+	Connected    bool   `protobuf:"varint,13,opt,name=connected,proto3" json:"connected,omitempty"`
+	TokenName    string `protobuf:"bytes,14,opt,name=token_name,json=tokenName,proto3" json:"token_name,omitempty"`
+	// The identity that owns the id: "token:NAME", or "cert:SUBJECT" under
+	// mutual TLS.
+	Owner         string `protobuf:"bytes,60,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2934,6 +2937,13 @@ func (x *ExecutorInfo) GetConnected() bool {
 func (x *ExecutorInfo) GetTokenName() string {
 	if x != nil {
 		return x.TokenName
+	}
+	return ""
+}
+
+func (x *ExecutorInfo) GetOwner() string {
+	if x != nil {
+		return x.Owner
 	}
 	return ""
 }
@@ -3935,7 +3945,7 @@ const file_dyno_proto_rawDesc = "" +
 	"token_name\x18? \x01(\tR\ttokenName\x12\x1b\n" +
 	"\tid_prefix\x18@ \x01(\tR\bidPrefix\x12%\n" +
 	"\x0econnected_only\x18A \x01(\bR\rconnectedOnly\x12%\n" +
-	"\x0fnot_seen_for_ms\x18B \x01(\x03R\fnotSeenForMs\"\xb0\x04\n" +
+	"\x0fnot_seen_for_ms\x18B \x01(\x03R\fnotSeenForMs\"\xc6\x04\n" +
 	"\fExecutorInfo\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x10\n" +
@@ -3953,7 +3963,8 @@ const file_dyno_proto_rawDesc = "" +
 	"\tlast_nack\x18\f \x01(\tR\blastNack\x12\x1c\n" +
 	"\tconnected\x18\r \x01(\bR\tconnected\x12\x1d\n" +
 	"\n" +
-	"token_name\x18\x0e \x01(\tR\ttokenName\x1a9\n" +
+	"token_name\x18\x0e \x01(\tR\ttokenName\x12\x14\n" +
+	"\x05owner\x18< \x01(\tR\x05owner\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x01\n" +

@@ -243,6 +243,16 @@ func TestMutualTLSBindsExecutorsToCertificateSubjects(t *testing.T) {
 	if _, err := reportOnce(t, a, &api.ReportBatch{ExecutorId: "phone-a", Reports: g.Batch(1, 1)}); err != nil {
 		t.Fatalf("the owner reporting: %v", err)
 	}
+	opsCfg := &tls.Config{RootCAs: e.caPool, MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{clientCert(t, ca, caKey, "ops")}}
+	opsConn, err := api.Dial(srv.Addr(), api.DialOptions{Token: adminSecret, TLS: opsCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opsConn.Close()
+	l, err := api.NewAdminClient(opsConn).ListExecutors(ctxFor(t, 10*time.Second), &api.ListExecutorsRequest{})
+	if err != nil || len(l.Executors) != 1 || l.Executors[0].Owner != "cert:CN=phone-a" {
+		t.Fatalf("owner: %v %v", l, err)
+	}
 	// Without a client certificate the handshake fails.
 	conn, err := api.Dial(srv.Addr(), api.DialOptions{Token: executorSecret, TLS: &tls.Config{RootCAs: e.caPool, MinVersion: tls.VersionTLS13}})
 	if err != nil {
