@@ -124,6 +124,9 @@ func (s *Server) restore() error {
 		if err != nil {
 			return fmt.Errorf("load model: %w", err)
 		}
+		if err := m.checkCloudClass(s.cfg.CloudClass); err != nil {
+			return err
+		}
 		s.reg.addModel(m)
 	}
 	var replayFrom, next uint64
