@@ -2831,8 +2831,11 @@ type ExecutorInfo struct {
 	ReportedPolicyVersion uint64 `protobuf:"varint,80,opt,name=reported_policy_version,json=reportedPolicyVersion,proto3" json:"reported_policy_version,omitempty"`
 	// The arm of most of its recent applied reports (counts halve every
 	// 1024 reports, so this follows what it does now), and their share.
-	TopArm        *Arm    `protobuf:"bytes,81,opt,name=top_arm,json=topArm,proto3" json:"top_arm,omitempty"`
-	TopArmShare   float64 `protobuf:"fixed64,82,opt,name=top_arm_share,json=topArmShare,proto3" json:"top_arm_share,omitempty"`
+	TopArm      *Arm    `protobuf:"bytes,81,opt,name=top_arm,json=topArm,proto3" json:"top_arm,omitempty"`
+	TopArmShare float64 `protobuf:"fixed64,82,opt,name=top_arm_share,json=topArmShare,proto3" json:"top_arm_share,omitempty"`
+	// The identity that owns the id: "token:NAME", or "cert:SUBJECT" under
+	// mutual TLS.
+	Owner         string `protobuf:"bytes,60,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2984,6 +2987,13 @@ func (x *ExecutorInfo) GetTopArmShare() float64 {
 		return x.TopArmShare
 	}
 	return 0
+}
+
+func (x *ExecutorInfo) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
 }
 
 type ListExecutorsResponse struct {
@@ -3985,7 +3995,7 @@ const file_dyno_proto_rawDesc = "" +
 	"token_name\x18? \x01(\tR\ttokenName\x12\x1b\n" +
 	"\tid_prefix\x18@ \x01(\tR\bidPrefix\x12%\n" +
 	"\x0econnected_only\x18A \x01(\bR\rconnectedOnly\x12%\n" +
-	"\x0fnot_seen_for_ms\x18B \x01(\x03R\fnotSeenForMs\"\xb3\x05\n" +
+	"\x0fnot_seen_for_ms\x18B \x01(\x03R\fnotSeenForMs\"\xc9\x05\n" +
 	"\fExecutorInfo\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x10\n" +
@@ -4006,7 +4016,8 @@ const file_dyno_proto_rawDesc = "" +
 	"token_name\x18\x0e \x01(\tR\ttokenName\x126\n" +
 	"\x17reported_policy_version\x18P \x01(\x04R\x15reportedPolicyVersion\x12%\n" +
 	"\atop_arm\x18Q \x01(\v2\f.dyno.v1.ArmR\x06topArm\x12\"\n" +
-	"\rtop_arm_share\x18R \x01(\x01R\vtopArmShare\x1a9\n" +
+	"\rtop_arm_share\x18R \x01(\x01R\vtopArmShare\x12\x14\n" +
+	"\x05owner\x18< \x01(\tR\x05owner\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x01\n" +

@@ -263,6 +263,7 @@ func (a *adminService) ListExecutors(ctx context.Context, req *api.ListExecutors
 			ExecutorId: r.ID, Key: r.Key, Model: r.Model, DeviceClass: r.DeviceClass, Version: r.Version, Labels: r.Labels,
 			RegisteredUnixNano: r.RegisteredAt.UnixNano(), LastSeenUnixNano: r.LastSeen.UnixNano(), AckedThroughSeq: x.through,
 			Reports: r.Reports, AckedVersion: r.AckedVersion, LastNack: r.LastNACK, Connected: x.connected > 0, TokenName: r.TokenName,
+			Owner: r.OwnerOf(),
 		}
 		x.mu.Unlock()
 		if (req.Key != "" && info.Key != req.Key) || (req.TokenName != "" && info.TokenName != req.TokenName) ||
