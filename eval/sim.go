@@ -89,6 +89,10 @@ type policyRun struct {
 type seedRun struct {
 	oracle   []float64
 	policies []*policyRun
+	// armTotal is every arm's true cost summed over the run, +Inf for an
+	// arm that truly misses the floor: the best fixed arm in hindsight is
+	// its least entry.
+	armTotal []float64
 }
 
 // newPolicies builds the named policies for one seed.
@@ -159,7 +163,12 @@ func (w *World) runSeed(names []string, seedIndex, n int, tune *Tuning, emit emi
 		trueOK[i], _ = w.True.Eligible(i, obj, nil)
 	}
 	trueCost := make([]float64, nArms)
-	run := &seedRun{oracle: make([]float64, n), policies: pols}
+	run := &seedRun{oracle: make([]float64, n), policies: pols, armTotal: make([]float64, nArms)}
+	for a := range run.armTotal {
+		if !trueOK[a] {
+			run.armTotal[a] = math.Inf(1)
+		}
+	}
 	lognormal := func(sigma float64) float64 {
 		if sigma == 0 {
 			return 1
@@ -195,6 +204,7 @@ func (w *World) runSeed(names []string, seedIndex, n int, tune *Tuning, emit emi
 		oracle := math.Inf(1)
 		for a := range bases {
 			trueCost[a] = obj.PredictCost(&bases[a], &truth)
+			run.armTotal[a] += trueCost[a]
 			if trueOK[a] && trueCost[a] < oracle {
 				oracle = trueCost[a]
 			}

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/dynoml/dyno/bandit"
+	"github.com/dynoml/dyno/costmodel"
 )
 
 // Options tune a simulation run. Zero values take the defaults named.
@@ -104,8 +105,15 @@ type ScenarioResult struct {
 	// OracleMeanCost is the oracle's mean cost per request.
 	OracleMeanCost float64        `json:"oracle_mean_cost"`
 	Policies       []PolicyResult `json:"policies"`
-	// Changes are the request counts of the truth's abrupt changes.
-	Changes []int `json:"changes,omitempty"`
+	// BestFixed is the best fixed arm in hindsight: per seed, the arm
+	// that truly meets the floor with the least total true cost, run for
+	// every request.
+	BestFixed FixedResult `json:"best_fixed"`
+	// Changes are the request counts of the truth's abrupt changes, and
+	// ChangeBetter says, per change, whether it made the oracle's cost
+	// lower (conditions improved) or not.
+	Changes      []int  `json:"changes,omitempty"`
+	ChangeBetter []bool `json:"change_better,omitempty"`
 	// Curves are the learning curves, averaged over seeds.
 	Curves []CurvePoint `json:"-"`
 }
@@ -136,6 +144,15 @@ type PolicyResult struct {
 	Error  string `json:"error,omitempty"`
 }
 
+// FixedResult is the best fixed arm in hindsight: its regret against the
+// oracle, mean and standard deviation over seeds, and the arm that was best
+// on most seeds.
+type FixedResult struct {
+	Arm      string  `json:"arm"`
+	Regret   float64 `json:"regret"`
+	RegretSD float64 `json:"regret_sd"`
+}
+
 // ArmCount is one bar of the arm histogram.
 type ArmCount struct {
 	Arm   string `json:"arm"`
@@ -149,6 +166,9 @@ type ArmCount struct {
 type Recovery struct {
 	At       int `json:"at"`
 	Requests int `json:"requests"`
+	// Better says that conditions improved at the change (the oracle's
+	// mean cost after it is below its mean cost before).
+	Better bool `json:"better"`
 }
 
 // CurvePoint is one point of a learning curve.
@@ -255,6 +275,18 @@ func summarise(w *World, runs []*seedRun, opt *Options) *ScenarioResult {
 	}
 	res.OracleMeanCost = simMean(oracle)
 	arms := w.Seen.Arms()
+	res.BestFixed = bestFixed(runs, arms)
+	for ci, at := range res.Changes {
+		end := n
+		if ci+1 < len(res.Changes) {
+			end = res.Changes[ci+1]
+		}
+		start := 0
+		if ci > 0 {
+			start = res.Changes[ci-1]
+		}
+		res.ChangeBetter = append(res.ChangeBetter, simMean(oracle[at:end]) < simMean(oracle[start:at]))
+	}
 	for j, name := range opt.Policies {
 		pr := PolicyResult{Policy: name}
 		cost := make([]float64, n)
@@ -290,7 +322,7 @@ func summarise(w *World, runs []*seedRun, opt *Options) *ScenarioResult {
 			if ci+1 < len(res.Changes) {
 				end = res.Changes[ci+1]
 			}
-			pr.Recovery = append(pr.Recovery, Recovery{At: at, Requests: recovery(cost, oracle, at, end, opt.Window, opt.Tolerance)})
+			pr.Recovery = append(pr.Recovery, Recovery{At: at, Requests: recovery(cost, oracle, at, end, opt.Window, opt.Tolerance), Better: res.ChangeBetter[ci]})
 		}
 		res.Policies = append(res.Policies, pr)
 		// learning curve
@@ -310,6 +342,37 @@ func summarise(w *World, runs []*seedRun, opt *Options) *ScenarioResult {
 		}
 	}
 	return res
+}
+
+// bestFixed finds, per seed, the arm of least total true cost among those
+// that truly meet the floor, and averages its regret over seeds.
+func bestFixed(runs []*seedRun, arms []costmodel.Arm) FixedResult {
+	regrets := make([]float64, 0, len(runs))
+	wins := make([]int, len(arms))
+	for _, r := range runs {
+		best := -1
+		for a, t := range r.armTotal {
+			if best < 0 || t < r.armTotal[best] {
+				best = a
+			}
+		}
+		var o float64
+		for _, v := range r.oracle {
+			o += v
+		}
+		regrets = append(regrets, r.armTotal[best]-o)
+		wins[best]++
+	}
+	var fr FixedResult
+	fr.Regret, fr.RegretSD = simMeanSD(regrets)
+	top := 0
+	for a, c := range wins {
+		if c > wins[top] {
+			top = a
+		}
+	}
+	fr.Arm = arms[top].String()
+	return fr
 }
 
 // recovery is the number of requests after the change at `at` until the
