@@ -52,6 +52,9 @@ type Dyno struct {
 	models [nStages]*blr
 	noise  [nStages]float64 // relative noise variance estimate
 	det    [nStages]float64 // change detector state
+	// seen is, per stage and coefficient, the version of the last report
+	// that excited it (regrow.go)
+	seen [nStages][stageDim]uint64
 	// per stage, per split: residual mean, variance, and the version the
 	// variance was last set at (it drifts up from there); only the device
 	// and cloud stages use them, and the arms of one split share them
@@ -92,6 +95,7 @@ type Dyno struct {
 	pts     []stagePoint
 	costs   []float64
 	leanest []int // per split, the eligible arm that sends the fewest bytes
+	order   []int // capTax's arms in order of gap
 }
 
 // armStatic is the part of an arm the hot path reads, at nominal speed.
@@ -221,6 +225,7 @@ func (p *Dyno) setup() {
 	p.pts = make([]stagePoint, n)
 	p.costs = make([]float64, n)
 	p.leanest = make([]int, k+1)
+	p.order = make([]int, 0, k+1)
 }
 
 // Name implements Policy.
@@ -425,6 +430,7 @@ func (p *Dyno) Choose(cond costmodel.Conditions, d *Decision) error {
 		d.Probs[i] = w
 		total += w
 	}
+	total = p.capTax(d.Probs, best, total)
 	d.Probs[best] /= total
 	for _, i := range p.leanest {
 		if i >= 0 && i != best {
@@ -533,11 +539,10 @@ func (p *Dyno) Learn(r *Report) error {
 			xs[j] = f.x[k][j] / s
 		}
 		p.learnStage(k, i, xs[:dims[k]], y[k]/s)
+		p.markSeen(k, xs[:dims[k]])
 	}
 	if p.version%driftEvery == 0 {
-		for k, m := range p.models {
-			m.drift(p.driftQ[k], p.driftCap[k])
-		}
+		p.regrow()
 	}
 	// Evidence fades between signals (an arm dropped on a bad streak comes
 	// back when the streak is forgotten): every report re-checks a share
@@ -783,6 +788,9 @@ func (p *Dyno) MarshalBinary() ([]byte, error) {
 		for _, t := range p.resAt[k] {
 			e.u64(t)
 		}
+		for j := 0; j < dims[k]; j++ {
+			e.u64(p.seen[k][j])
+		}
 	}
 	e.f64s(p.bytesRatio)
 	e.f64s(p.accS)
@@ -825,6 +833,11 @@ func init() {
 			p.resVar[k] = d.f64s(what+".residual_var", ns)
 			for j := range p.resAt[k] {
 				p.resAt[k][j] = d.u64(what + ".residual_at")
+			}
+			for j := 0; j < dims[k]; j++ {
+				if p.seen[k][j] = d.u64(what + ".seen"); d.err == nil && p.seen[k][j] > c.version {
+					d.fail("%s.seen: %d is after the version %d", what, p.seen[k][j], c.version)
+				}
 			}
 			if d.err == nil && !(p.noise[k] > 0) {
 				d.fail("%s.noise: %g is not positive", what, p.noise[k])

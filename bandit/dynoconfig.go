@@ -67,6 +67,23 @@ type DynoConfig struct {
 	// conflict is eventually tested again. Default 0.99995 (a half-life of
 	// about 14000 reports).
 	AccuracyForgetting float64
+	// Regrow is how many reports a coefficient that no report excites
+	// takes to regain its prior uncertainty (scaled by its square where it
+	// has grown above one), so that a stage dyno stopped observing is
+	// explored again and an improvement there is found. Default 200.
+	Regrow float64
+	// RegrowAfter is how many reports a coefficient may go unexcited
+	// before its uncertainty starts growing back. Default 32.
+	RegrowAfter float64
+	// RegrowSD is the standard deviation an unexcited coefficient regrows
+	// to, per unit of its distance from the cost model's value (a device
+	// learned 3x slower regrows to 2 x RegrowSD). Default 0.5.
+	RegrowSD float64
+	// ExploreTax bounds the expected cost of exploring, as a share of the
+	// best arm's cost: the sum over the other arms of their probability
+	// times their cost gap to the best stays below ExploreTax x the best
+	// arm's cost (their weights are scaled down together). Default 0.015.
+	ExploreTax float64
 	// MaxGapZ: an arm whose cost gap to the best is more than this many
 	// standard deviations of the gap gets no probability. Default 4.
 	MaxGapZ float64
@@ -102,6 +119,10 @@ func (c *DynoConfig) resolve(table *costmodel.AccuracyTable) error {
 	def(&c.GroupConflictZ, 3)
 	def(&c.AccuracyForgetting, 0.99995)
 	def(&c.MaxGapZ, 4)
+	def(&c.Regrow, 100)
+	def(&c.RegrowSD, 0.5)
+	def(&c.RegrowAfter, 32)
+	def(&c.ExploreTax, 0.015)
 	inf := math.Inf(1)
 	for _, f := range []struct {
 		name   string
@@ -116,6 +137,7 @@ func (c *DynoConfig) resolve(table *costmodel.AccuracyTable) error {
 		{"conflict_z", c.ConflictZ, 0, inf}, {"conflict_min_n", c.ConflictMinN, 0, inf},
 		{"group_conflict_z", c.GroupConflictZ, 0, inf},
 		{"accuracy_forgetting", c.AccuracyForgetting, 0, 1}, {"max_gap_z", c.MaxGapZ, 0, inf},
+		{"regrow", c.Regrow, 0, inf}, {"regrow_after", c.RegrowAfter, 0, inf}, {"regrow_sd", c.RegrowSD, 0, inf}, {"explore_tax", c.ExploreTax, 0, inf},
 	} {
 		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v <= f.lo || f.v > f.hi {
 			return fmt.Errorf("%w: dyno config: %s: %g is outside (%g, %g]", ErrInvalid, f.name, f.v, f.lo, f.hi)
@@ -128,5 +150,24 @@ func (c *DynoConfig) resolve(table *costmodel.AccuracyTable) error {
 func (c *DynoConfig) fields() []*float64 {
 	return []*float64{&c.Forgetting, &c.ChangeForgetting, &c.ChangeThreshold, &c.PriorSD, &c.OffsetSD,
 		&c.Drift, &c.ResidualSD, &c.ResidualDrift, &c.AccuracyPrior, &c.AccuracyZ, &c.ConflictZ,
-		&c.ConflictMinN, &c.GroupConflictZ, &c.AccuracyForgetting, &c.MaxGapZ}
+		&c.ConflictMinN, &c.GroupConflictZ, &c.AccuracyForgetting, &c.MaxGapZ, &c.Regrow, &c.RegrowAfter, &c.RegrowSD, &c.ExploreTax}
+}
+
+// fieldNames names the fields of fields(), in order, as the validation
+// errors and Set name them.
+var fieldNames = []string{"forgetting", "change_forgetting", "change_threshold", "prior_sd", "offset_sd",
+	"drift", "residual_sd", "residual_drift", "accuracy_prior", "accuracy_z", "conflict_z",
+	"conflict_min_n", "group_conflict_z", "accuracy_forgetting", "max_gap_z", "regrow", "regrow_after",
+	"regrow_sd", "explore_tax"}
+
+// Set sets the field of the given name (as validation errors name it) to v;
+// the value is checked when the config is used.
+func (c *DynoConfig) Set(name string, v float64) error {
+	for i, f := range c.fields() {
+		if fieldNames[i] == name {
+			*f = v
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: dyno config: unknown field %q (known: %v)", ErrInvalid, name, fieldNames)
 }

@@ -3,6 +3,7 @@ package dynoctl
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -22,6 +23,7 @@ func newSimCmd() *cobra.Command {
 		parallel  int
 		curves    string
 		traces    string
+		dynoSet   []string
 	)
 	cmd := &cobra.Command{
 		Use:   "sim --scenario FILE|DIR [--scenario ...]",
@@ -50,6 +52,16 @@ Policies: ` + strings.Join(bandit.Names(), ", ") + `.`,
 				}
 			}
 			opt := eval.Options{Policies: names, Seeds: seeds, Requests: requests, Parallel: parallel, Traces: traces}
+			for _, kv := range dynoSet {
+				k, v, ok := strings.Cut(kv, "=")
+				f, err := strconv.ParseFloat(v, 64)
+				if !ok || err != nil {
+					return usageError{fmt.Errorf("--dyno %q: want NAME=NUMBER", kv)}
+				}
+				if err := opt.Dyno.Set(k, f); err != nil {
+					return usageError{err}
+				}
+			}
 			ss, err := eval.LoadScenarios(scenarios...)
 			if err != nil {
 				return badInput(err)
@@ -93,5 +105,6 @@ Policies: ` + strings.Join(bandit.Names(), ", ") + `.`,
 	f.IntVar(&parallel, "parallel", 0, "simulations run at once (0: GOMAXPROCS)")
 	f.StringVar(&curves, "curves", "", "write learning curves as CSV (one file per scenario) into this directory")
 	f.StringVar(&traces, "traces", "", "write every simulated request as trace records (docs/traces.md) into this directory, one JSON Lines file per scenario, policy and seed")
+	f.StringArrayVar(&dynoSet, "dyno", nil, "set one of dyno's tuning fields, NAME=NUMBER (repeatable; names as in docs/bandit.md, e.g. explore_tax=0.01)")
 	return cmd
 }
