@@ -34,6 +34,9 @@ type AccuracyEntry struct {
 	Accuracy float64 `json:"accuracy"`
 	// Agreement is the top-1 agreement with full precision, in [0, 1].
 	Agreement float64 `json:"agreement"`
+	// Samples is how many labelled samples the entry rests on; zero means
+	// the table's Samples (or unknown).
+	Samples int `json:"n,omitempty"`
 	// CompressionRatio is packed bytes after lossless compression divided
 	// by packed bytes before it (rho in the cost model), in (0, 1]; zero
 	// means 1 (no compression measured).
@@ -69,6 +72,9 @@ func (t *AccuracyTable) Validate(k int) error {
 		}
 		if err := unit(e.Agreement); err != nil {
 			return bad(f+".agreement", "%v", err)
+		}
+		if e.Samples < 0 {
+			return bad(f+".n", "%d samples is negative", e.Samples)
 		}
 		if err := finiteNonNegative(e.CompressionRatio); err != nil || e.CompressionRatio > 1 {
 			return bad(f+".compression_ratio", "%g is outside (0, 1]", e.CompressionRatio)
