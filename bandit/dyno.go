@@ -55,6 +55,13 @@ type Dyno struct {
 	// seen is, per stage and coefficient, the version of the last report
 	// that excited it (regrow.go)
 	seen [nStages][stageDim]uint64
+	// links are the executors' own link posteriors (link.go), linkIDs
+	// their ids in order; self is the one Choose decides with (selfID's,
+	// nil for the class's)
+	links   map[string]*linkState
+	linkIDs []string
+	self    *linkState
+	selfID  string
 	// per stage, per split: residual mean, variance, and the version the
 	// variance was last set at (it drifts up from there); only the device
 	// and cloud stages use them, and the arms of one split share them
@@ -253,7 +260,7 @@ func (p *Dyno) predict(i int, f *features, pt *stagePoint) {
 			pt[k] = 0
 			continue
 		}
-		v := p.models[k].predict(f.x[k][:dims[k]])
+		v := p.stage(k).predict(f.x[k][:dims[k]])
 		if hasResidual(k) {
 			v += f.scale[k] * p.res[k][p.arms[i].split]
 		}
@@ -280,7 +287,7 @@ func (p *Dyno) Choose(cond costmodel.Conditions, d *Decision) error {
 		return nil
 	}
 	ds, cs := cond.Slowdowns()
-	md, mt, mr, mq, mc := p.models[stD].m, p.models[stT].m, p.models[stR].m, p.models[stQ].m, p.models[stC].m
+	md, mt, mr, mq, mc := p.models[stD].m, p.stage(stT).m, p.stage(stR).m, p.models[stQ].m, p.models[stC].m
 	// the round trip and the queue are the same for every arm that sends
 	rtt := max(mr[0]*cond.RTTMs+mr[1], 0)
 	queue := max(mq[0]*cond.CloudQueueMs+mq[1], 0)
@@ -329,8 +336,8 @@ func (p *Dyno) Choose(cond costmodel.Conditions, d *Decision) error {
 	// per-stage bound on the coefficients' standard deviation per ms of
 	// prediction
 	var u stagePoint
-	for k, m := range p.models {
-		u[k] = math.Sqrt(m.maxEigen())
+	for k := range p.models {
+		u[k] = math.Sqrt(p.stage(k).maxEigen())
 	}
 	gb := p.grad.at(&p.pts[best])
 	ab := &p.arms[best]
@@ -353,12 +360,12 @@ func (p *Dyno) Choose(cond costmodel.Conditions, d *Decision) error {
 	// arm: their variance per unit of gradient difference, once
 	xR := [2]float64{cond.RTTMs, 1}
 	xQ := [2]float64{cond.CloudQueueMs, 1}
-	vR, vQ := p.models[stR].variance(xR[:]), p.models[stQ].variance(xQ[:])
+	vR, vQ := p.stage(stR).variance(xR[:]), p.models[stQ].variance(xQ[:])
 	if ab.sends {
 		// the best arm's own reports pin the round trip and the queue
 		vR, vQ = 0, 0
 	}
-	mD, mT, mC := p.models[stD], p.models[stT], p.models[stC]
+	mD, mT, mC := p.models[stD], p.stage(stT), p.models[stC]
 	// what the best arm's reports will teach anyway: the direction of its
 	// own regressors in each stage model
 	xbTv := [1]float64{xbT}
@@ -518,6 +525,14 @@ func (p *Dyno) Learn(r *Report) error {
 	o := &r.Observed
 	y := stagePoint{o.DeviceMs + o.PackMs, o.NetworkMs, o.RTTMs, o.CloudQueueMs, o.CloudMs + o.UnpackMs}
 	var xs [stageDim]float64
+	// the executor's own link posterior, from the class's before this
+	// report
+	var l *linkState
+	if f.scale[stT] > 0 {
+		if l = p.link(r.Executor); l != nil {
+			p.countLink(l)
+		}
+	}
 	for k := 0; k < nStages; k++ {
 		s := f.scale[k]
 		if s <= 0 {
@@ -525,6 +540,9 @@ func (p *Dyno) Learn(r *Report) error {
 		}
 		for j := range xs {
 			xs[j] = f.x[k][j] / s
+		}
+		if l != nil && linkIndex(k) >= 0 {
+			p.learnLink(l, k, xs[:dims[k]], y[k]/s)
 		}
 		p.learnStage(k, i, xs[:dims[k]], y[k]/s)
 		p.markSeen(k, xs[:dims[k]])
@@ -558,14 +576,41 @@ func (p *Dyno) Learn(r *Report) error {
 // learnStage updates stage k's regression and arm i's residual from one
 // standardised observation y at standardised regressors x.
 func (p *Dyno) learnStage(k, i int, x []float64, y float64) {
-	m := p.models[k]
-	sig2 := p.noise[k]
 	var r, vr float64
 	sp := p.arms[i].split
 	if hasResidual(k) {
 		r, vr = p.res[k][sp], p.residualVar(k, sp)
 	}
-	pred := m.predict(x) + r
+	m := p.models[k]
+	sig2 := p.noise[k]
+	ec, pred := p.fit(m, &p.noise[k], &p.det[k], x, y, r, vr)
+	if hasResidual(k) {
+		// the residual learns what the shared coefficients still miss
+		e2 := pred + ec - m.predict(x) - r
+		gain := vr / (vr + sig2)
+		p.res[k][sp] = r + gain*e2
+		p.resVar[k][sp] = vr * sig2 / (vr + sig2)
+		p.resAt[k][sp] = p.version
+	}
+	p.learnNoise(m, &p.noise[k], sig2, x, y, p.residualOf(k, sp))
+}
+
+// residualOf is split sp's residual on stage k (zero where stages have
+// none).
+func (p *Dyno) residualOf(k, sp int) float64 {
+	if hasResidual(k) {
+		return p.res[k][sp]
+	}
+	return 0
+}
+
+// fit is one robust step of a stage regression m (noise variance *noise,
+// change detector *det) on standardised y at x, with an arm residual r of
+// variance vr on top of the regression. It returns the clipped innovation
+// and the prediction before the step.
+func (p *Dyno) fit(m *blr, noise, det *float64, x []float64, y, r, vr float64) (ec, pred float64) {
+	sig2 := *noise
+	pred = m.predict(x) + r
 	e := y - pred
 	sd := math.Sqrt(sig2 + m.variance(x) + vr)
 	// Robustness: an innovation beyond clipZ predictive standard
@@ -575,37 +620,31 @@ func (p *Dyno) learnStage(k, i int, x []float64, y float64) {
 	// The clip is wide because the mean, tails included, is what the cost
 	// needs.
 	const clipZ, detClipZ = 5, 3
-	ec := max(-clipZ*sd, min(clipZ*sd, e))
+	ec = max(-clipZ*sd, min(clipZ*sd, e))
 	// Change detection: an exponentially weighted mean of the standardised
 	// innovations, each clipped at detClipZ so that it takes a run of them
 	// and not one outlier; a run the posterior cannot explain forgets hard
 	// along the observed direction.
 	const detRate = 0.15
-	p.det[k] += detRate * (max(-detClipZ, min(detClipZ, e/sd)) - p.det[k])
+	*det += detRate * (max(-detClipZ, min(detClipZ, e/sd)) - *det)
 	lambda := p.cfg.Forgetting
-	if math.Abs(p.det[k]) > p.cfg.ChangeThreshold {
+	if math.Abs(*det) > p.cfg.ChangeThreshold {
 		lambda = p.cfg.ChangeForgetting
-		p.det[k] = 0
+		*det = 0
 	}
 	m.forget(x, lambda)
 	m.update(x, pred+ec-r, 1/sig2)
-	if hasResidual(k) {
-		// the residual learns what the shared coefficients still miss
-		e2 := pred + ec - m.predict(x) - r
-		gain := vr / (vr + sig2)
-		p.res[k][sp] = r + gain*e2
-		p.resVar[k][sp] = vr * sig2 / (vr + sig2)
-		p.resAt[k][sp] = p.version
-	}
-	// The noise estimate, from what the updated posterior still cannot
-	// explain (a surprise that moves the coefficients is not noise),
-	// outliers clipped at three standard deviations.
-	post := y - m.predict(x)
-	if hasResidual(k) {
-		post -= p.res[k][sp]
-	}
+	return ec, pred
+}
+
+// learnNoise updates the noise estimate from what the updated posterior
+// (and residual r) still cannot explain (a surprise that moves the
+// coefficients is not noise), outliers clipped at three standard
+// deviations; sig2 is the estimate before the step.
+func (p *Dyno) learnNoise(m *blr, noise *float64, sig2 float64, x []float64, y, r float64) {
+	post := y - m.predict(x) - r
 	const noiseRate = 0.02
-	p.noise[k] = max(sig2+noiseRate*(min(post*post, 9*sig2)-sig2), 1e-4)
+	*noise = max(sig2+noiseRate*(min(post*post, 9*sig2)-sig2), 1e-4)
 }
 
 // Posterior is a summary of dyno's learned state, for inspection and tests.
@@ -662,6 +701,7 @@ func (p *Dyno) MarshalBinary() ([]byte, error) {
 	e.bools(p.conflict)
 	e.bools(p.plausible)
 	e.f64(p.unsafeUsed)
+	p.encodeLinks(e)
 	return e.b, nil
 }
 
@@ -709,6 +749,7 @@ func init() {
 		p.conflict = d.bools("dyno.table_conflict", n)
 		plausible := d.bools("dyno.plausible", n)
 		p.unsafeUsed = d.finite("dyno.unsafe_used")
+		p.decodeLinks(d, c.version)
 		if d.err != nil {
 			return nil, d.err
 		}

@@ -75,6 +75,11 @@ type DynoConfig struct {
 	// arm to be explored: the calibration shift worth looking for. Default
 	// 0.03.
 	SafeMargin float64
+	// LinkSpread is how far an executor's link posterior may move from the
+	// class's at first: its coefficients' prior standard deviation, as a
+	// share of PriorSD, added to the class's when it is created
+	// (link.go). Default 0.5.
+	LinkSpread float64
 	// AccuracyForgetting discounts every arm's online accuracy counts per
 	// report (of any arm), so that drift is tracked and an arm dropped for
 	// conflict is eventually tested again. Default 0.99995 (a half-life of
@@ -135,6 +140,7 @@ func (c *DynoConfig) resolve(table *costmodel.AccuracyTable) error {
 	def(&c.SafeBudget, 0.005)
 	def(&c.SafeRate, 0.1)
 	def(&c.SafeMargin, 0.02)
+	def(&c.LinkSpread, 0.5)
 	def(&c.AccuracyForgetting, 0.99995)
 	def(&c.MaxGapZ, 4)
 	def(&c.Regrow, 100)
@@ -154,7 +160,7 @@ func (c *DynoConfig) resolve(table *costmodel.AccuracyTable) error {
 		{"accuracy_prior", c.AccuracyPrior, 0, inf}, {"accuracy_z", c.AccuracyZ, 0, inf},
 		{"conflict_z", c.ConflictZ, 0, inf}, {"conflict_min_n", c.ConflictMinN, 0, inf},
 		{"conflict_prior", c.ConflictPrior, 0, inf}, {"accuracy_prior_cap", c.AccuracyPriorCap, 0, inf},
-		{"safe_budget", c.SafeBudget, 0, 1}, {"safe_rate", c.SafeRate, 0, 0.5}, {"safe_margin", c.SafeMargin, 0, 1},
+		{"safe_budget", c.SafeBudget, 0, 1}, {"safe_rate", c.SafeRate, 0, 0.5}, {"safe_margin", c.SafeMargin, 0, 1}, {"link_spread", c.LinkSpread, 0, inf},
 		{"accuracy_forgetting", c.AccuracyForgetting, 0, 1}, {"max_gap_z", c.MaxGapZ, 0, inf},
 		{"regrow", c.Regrow, 0, inf}, {"regrow_after", c.RegrowAfter, 0, inf}, {"regrow_sd", c.RegrowSD, 0, inf}, {"explore_tax", c.ExploreTax, 0, inf},
 	} {
@@ -170,7 +176,7 @@ func (c *DynoConfig) fields() []*float64 {
 	return []*float64{&c.Forgetting, &c.ChangeForgetting, &c.ChangeThreshold, &c.PriorSD, &c.OffsetSD,
 		&c.Drift, &c.ResidualSD, &c.ResidualDrift, &c.AccuracyPrior, &c.AccuracyZ, &c.ConflictZ,
 		&c.ConflictMinN, &c.ConflictPrior, &c.AccuracyForgetting, &c.MaxGapZ, &c.Regrow, &c.RegrowAfter, &c.RegrowSD, &c.ExploreTax,
-		&c.AccuracyPriorCap, &c.SafeBudget, &c.SafeRate, &c.SafeMargin}
+		&c.AccuracyPriorCap, &c.SafeBudget, &c.SafeRate, &c.SafeMargin, &c.LinkSpread}
 }
 
 // fieldNames names the fields of fields(), in order, as the validation
@@ -178,7 +184,7 @@ func (c *DynoConfig) fields() []*float64 {
 var fieldNames = []string{"forgetting", "change_forgetting", "change_threshold", "prior_sd", "offset_sd",
 	"drift", "residual_sd", "residual_drift", "accuracy_prior", "accuracy_z", "conflict_z",
 	"conflict_min_n", "conflict_prior", "accuracy_forgetting", "max_gap_z", "regrow", "regrow_after",
-	"regrow_sd", "explore_tax", "accuracy_prior_cap", "safe_budget", "safe_rate", "safe_margin"}
+	"regrow_sd", "explore_tax", "accuracy_prior_cap", "safe_budget", "safe_rate", "safe_margin", "link_spread"}
 
 // Set sets the field of the given name (as validation errors name it) to v;
 // the value is checked when the config is used.

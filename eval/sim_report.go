@@ -38,6 +38,18 @@ func WriteScenario(w io.Writer, r *ScenarioResult) error {
 		}
 		fmt.Fprintf(w, "recovery after the change at request %d (conditions %s; rolling mean within 5%% of the oracle): %s\n", at, betterText(r.ChangeBetter[ci]), strings.Join(parts, ", "))
 	}
+	if len(r.Executors) > 0 {
+		for _, p := range r.Policies {
+			var parts []string
+			for e, v := range p.ExecutorRegret {
+				parts = append(parts, fmt.Sprintf("%s %.0f", r.Executors[e], v))
+			}
+			fmt.Fprintf(w, "regret per executor, %s: %s\n", p.Policy, strings.Join(parts, ", "))
+		}
+		if f := r.FleetRatios(); f != nil {
+			fmt.Fprintf(w, "fleet: dyno / dyno-separate per executor at most %.3f; dyno-shared / dyno per executor at least %.2f\n", f.WorstVsSeparate, f.LeastSharedOver)
+		}
+	}
 	for _, p := range r.Policies {
 		if p.Errors > 0 {
 			fmt.Fprintf(w, "note: %s failed on %d requests (ran device-only): %s\n", p.Policy, p.Errors, p.Error)

@@ -46,7 +46,7 @@ func (o *Options) resolve() error {
 	if len(o.Policies) == 0 {
 		return fmt.Errorf("%w: policies: empty", ErrInvalidOptions)
 	}
-	known := map[string]bool{}
+	known := map[string]bool{PolicyDynoShared: true, PolicyDynoSeparate: true}
 	for _, n := range bandit.Names() {
 		known[n] = true
 	}
@@ -114,6 +114,8 @@ type ScenarioResult struct {
 	// lower (conditions improved) or not.
 	Changes      []int  `json:"changes,omitempty"`
 	ChangeBetter []bool `json:"change_better,omitempty"`
+	// Executors names the fleet members, when the scenario has a fleet.
+	Executors []string `json:"executors,omitempty"`
 	// Curves are the learning curves, averaged over seeds.
 	Curves []CurvePoint `json:"-"`
 }
@@ -138,6 +140,9 @@ type PolicyResult struct {
 	Arms []ArmCount `json:"arms"`
 	// Recovery is the recovery after each abrupt change.
 	Recovery []Recovery `json:"recovery,omitempty"`
+	// ExecutorRegret is the regret per fleet member (Scenario.Fleet
+	// order), mean over seeds.
+	ExecutorRegret []float64 `json:"executor_regret,omitempty"`
 	// Errors counts requests on which the policy failed to choose or to
 	// learn (it then ran device-only); Error is the first such error.
 	Errors int    `json:"errors,omitempty"`
@@ -276,6 +281,9 @@ func summarise(w *World, runs []*seedRun, opt *Options) *ScenarioResult {
 	res.OracleMeanCost = simMean(oracle)
 	arms := w.Seen.Arms()
 	res.BestFixed = bestFixed(runs, arms)
+	for _, m := range s.Fleet {
+		res.Executors = append(res.Executors, m.Name)
+	}
 	for ci, at := range res.Changes {
 		end := n
 		if ci+1 < len(res.Changes) {
@@ -298,6 +306,12 @@ func summarise(w *World, runs []*seedRun, opt *Options) *ScenarioResult {
 				cost[i] += v / seeds
 			}
 			regrets = append(regrets, p.regret)
+			if len(p.execRegret) > 0 && pr.ExecutorRegret == nil {
+				pr.ExecutorRegret = make([]float64, len(p.execRegret))
+			}
+			for e, v := range p.execRegret {
+				pr.ExecutorRegret[e] += v / seeds
+			}
 			pr.SLOShare += float64(p.slo) / float64(n) / seeds
 			pr.FloorShare += float64(p.floor) / float64(n) / seeds
 			pr.MeanKB += p.bytes / float64(n) / 1000 / seeds
