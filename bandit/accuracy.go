@@ -200,12 +200,17 @@ func (p *Dyno) accuracyPosterior(i int) (mean, weight float64) {
 	t := p.cm.Bases()[i].Accuracy
 	o, n, po, pn := p.evidence(i)
 	// the table's weight, between its own (trust 1) and ConflictPrior
-	// (trust 0), geometrically: at trust one half it counts for the
-	// geometric mean, so that once the evidence is past ConflictZ the data
-	// decide
+	// (trust 0): linearly down to their geometric mean at trust one half,
+	// geometrically below, so that doubt costs the table little and a
+	// verdict against it almost everything
 	w0, wc := p.tableWeight[i], min(p.tableWeight[i], p.cfg.ConflictPrior)
-	tr := p.tableTrust(i, o+po, n+pn)
-	w := wc * math.Pow(w0/wc, tr)
+	wh := math.Sqrt(w0 * wc)
+	var w float64
+	if tr := p.tableTrust(i, o+po, n+pn); tr >= 0.5 {
+		w = wh + (w0-wh)*(2*tr-1)
+	} else {
+		w = wc * math.Pow(wh/wc, 2*tr)
+	}
 	weight = w + n + pn
 	return min(max(t+(o+po)/weight, 0), 1), weight
 }
@@ -239,9 +244,10 @@ func (p *Dyno) accuracyOK(i int) bool {
 // evidence: offset sum o over n (weighted) signals, z = |o| / sqrt(t(1-t)n)
 // standard errors from the table, in the direction that matters (towards
 // the floor). Against the alternative that the table
-// is shifted, the odds are taken as exp(z² - ConflictZ²): the table keeps
-// half its weight at z = ConflictZ, a twentieth at half a standard error
-// beyond, and four fifths at 0.3 below. A smooth discount rather than a
+// is shifted, the odds are taken as exp(2(z² - ConflictZ²)): the table's
+// trust is one half at z = ConflictZ, a tenth 0.2 standard errors beyond
+// and nine tenths 0.2 below: close to a sequential test at ConflictZ, whose
+// verdict the weight follows smoothly. A smooth discount rather than a
 // switch, so that an unlucky streak near the bar moves an arm's posterior a
 // little and not all the way to its data.
 func (p *Dyno) tableTrust(i int, o, n float64) float64 {
@@ -255,7 +261,7 @@ func (p *Dyno) tableTrust(i int, o, n float64) float64 {
 		return 1
 	}
 	z2 := o * o / (t * (1 - t) * n)
-	x := z2 - p.cfg.ConflictZ*p.cfg.ConflictZ
+	x := 2 * (z2 - p.cfg.ConflictZ*p.cfg.ConflictZ)
 	if x > 50 {
 		return 0
 	}

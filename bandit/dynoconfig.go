@@ -57,8 +57,9 @@ type DynoConfig struct {
 	// neighbours must be from its calibration, towards the floor, for the
 	// table to keep only half its weight (accuracy.go). Default 3.
 	ConflictZ float64
-	// ConflictMinN is the effective number of signals the conflict test
-	// needs. Default 30.
+	// ConflictMinN is the effective number of signals (own and
+	// neighbours') the conflict test needs: with fewer, a streak is too
+	// likely a streak. Default 100.
 	ConflictMinN float64
 	// ConflictPrior is the weight an arm's table entry keeps however far
 	// the data are from it. Default 50.
@@ -66,7 +67,7 @@ type DynoConfig struct {
 	// SafeBudget is the share of reports that may come from arms the
 	// accuracy constraint holds out, explored so that a table that is too
 	// pessimistic gets corrected (safeexplore.go); reported by
-	// Dyno.SafeExploration. Default 0.005.
+	// Dyno.SafeExploration. Default 0.002.
 	SafeBudget float64
 	// SafeRate is the probability such an arm gets on a request while the
 	// budget lasts. Default 0.1.
@@ -135,9 +136,9 @@ func (c *DynoConfig) resolve(table *costmodel.AccuracyTable) error {
 	}
 	def(&c.AccuracyZ, 1.645)
 	def(&c.ConflictZ, 3)
-	def(&c.ConflictMinN, 30)
+	def(&c.ConflictMinN, 100)
 	def(&c.ConflictPrior, 50)
-	def(&c.SafeBudget, 0.005)
+	def(&c.SafeBudget, 0.002)
 	def(&c.SafeRate, 0.1)
 	def(&c.SafeMargin, 0.02)
 	def(&c.LinkSpread, 0.5)
