@@ -59,7 +59,7 @@ type DynoConfig struct {
 	ConflictZ float64
 	// ConflictMinN is the effective number of signals (own and
 	// neighbours') the conflict test needs: with fewer, a streak is too
-	// likely a streak. Default 100.
+	// likely a streak. Default 50.
 	ConflictMinN float64
 	// ConflictPrior is the weight an arm's table entry keeps however far
 	// the data are from it. Default 50.
@@ -136,7 +136,7 @@ func (c *DynoConfig) resolve(table *costmodel.AccuracyTable) error {
 	}
 	def(&c.AccuracyZ, 1.645)
 	def(&c.ConflictZ, 3)
-	def(&c.ConflictMinN, 100)
+	def(&c.ConflictMinN, 50)
 	def(&c.ConflictPrior, 50)
 	def(&c.SafeBudget, 0.002)
 	def(&c.SafeRate, 0.1)
