@@ -78,11 +78,11 @@ func (p *Dyno) setupAccuracy() {
 	}
 	if t := p.cm.Accuracy; t != nil {
 		for _, e := range t.Entries {
-			if e.Samples <= 0 {
+			if e.N <= 0 {
 				continue
 			}
 			if i, ok := p.cm.Index(costmodel.Arm{Split: e.Split, Bits: e.Bits}); ok {
-				p.tableWeight[i] = min(float64(e.Samples), p.cfg.AccuracyPriorCap)
+				p.tableWeight[i] = min(float64(e.N), p.cfg.AccuracyPriorCap)
 			}
 		}
 	}

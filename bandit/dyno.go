@@ -101,10 +101,12 @@ type Dyno struct {
 	bytesEff []float64
 
 	// scratch, reused by Choose
-	pts     []stagePoint
-	costs   []float64
-	leanest []int // per split, the eligible arm that sends the fewest bytes
-	order   []int // capTax's arms in order of gap
+	pts       []stagePoint
+	costs     []float64
+	leanest   []int     // per split, the eligible arm that sends the fewest bytes
+	order     []int     // capTax's arms in order of gap
+	floorLo   []float64 // per arm, the exploration floor's minimum (floor.go)
+	floorCost []float64 // per arm, its posterior-mean cost, for the floor
 }
 
 // armStatic is the part of an arm the hot path reads, at nominal speed.
@@ -218,6 +220,7 @@ func (p *Dyno) setup() {
 	p.setupAccuracy()
 	p.pts = make([]stagePoint, n)
 	p.costs = make([]float64, n)
+	p.floorCost = make([]float64, n)
 	p.leanest = make([]int, k+1)
 	p.order = make([]int, 0, k+1)
 }
@@ -431,6 +434,7 @@ func (p *Dyno) Choose(cond costmodel.Conditions, d *Decision) error {
 			d.Probs[i] /= total
 		}
 	}
+	p.applyFloor(d, &cond, best, kt)
 	p.safeExplore(&cond, d, bestCost)
 	p.sample(d)
 	return nil
@@ -702,6 +706,7 @@ func (p *Dyno) MarshalBinary() ([]byte, error) {
 	e.bools(p.plausible)
 	e.f64(p.unsafeUsed)
 	p.encodeLinks(e)
+	p.encodeFloor(e)
 	return e.b, nil
 }
 
@@ -750,6 +755,7 @@ func init() {
 		plausible := d.bools("dyno.plausible", n)
 		p.unsafeUsed = d.finite("dyno.unsafe_used")
 		p.decodeLinks(d, c.version)
+		p.decodeFloor(d)
 		if d.err != nil {
 			return nil, d.err
 		}

@@ -67,7 +67,7 @@ type DynoConfig struct {
 	// SafeBudget is the share of reports that may come from arms the
 	// accuracy constraint holds out, explored so that a table that is too
 	// pessimistic gets corrected (safeexplore.go); reported by
-	// Dyno.SafeExploration. Default 0.002.
+	// Dyno.SafeExploration. Default 0.002; negative turns it off.
 	SafeBudget float64
 	// SafeRate is the probability such an arm gets on a request while the
 	// budget lasts. Default 0.1.
@@ -87,9 +87,9 @@ type DynoConfig struct {
 	// about 14000 reports).
 	AccuracyForgetting float64
 	// Regrow is how many reports a coefficient that no report excites
-	// takes to regain its prior uncertainty (scaled by its square where it
-	// has grown above one), so that a stage dyno stopped observing is
-	// explored again and an improvement there is found. Default 200.
+	// takes to regain its uncertainty (RegrowSD), so that a stage dyno
+	// stopped observing is explored again and an improvement there is
+	// found (regrow.go). Default 100.
 	Regrow float64
 	// RegrowAfter is how many reports a coefficient may go unexcited
 	// before its uncertainty starts growing back. Default 32.
@@ -101,11 +101,25 @@ type DynoConfig struct {
 	// ExploreTax bounds the expected cost of exploring, as a share of the
 	// best arm's cost: the sum over the other arms of their probability
 	// times their cost gap to the best stays below ExploreTax x the best
-	// arm's cost (their weights are scaled down together). Default 0.015.
+	// arm's cost, the cheapest looks first (regrow.go). Default 0.03.
 	ExploreTax float64
 	// MaxGapZ: an arm whose cost gap to the best is more than this many
-	// standard deviations of the gap gets no probability. Default 4.
+	// standard deviations of the gap gets no probability (before the
+	// exploration floor). Default 4.
 	MaxGapZ float64
+	// ExploreFloor is the share of probability that keeps every eligible
+	// arm choosable: each of the m eligible arms gets at least
+	// ExploreFloor/m (floor.go), so that the trace log supports evaluating
+	// any policy offline and no stage goes unobserved for ever. Default
+	// DefaultExploreFloor; negative turns the floor off; at most 0.5.
+	ExploreFloor float64
+	// BaselineFloor is the probability each arm a shipped baseline would
+	// choose in the request's conditions (static DynO, device-only,
+	// cloud-only) keeps at least, lowered where needed so that each costs
+	// at most a tenth of the best arm's cost (floor.go): the trace log
+	// then supports evaluating the baselines offline. Default
+	// DefaultBaselineFloor; negative turns it off; at most 0.05.
+	BaselineFloor float64
 }
 
 // DefaultAccuracyPrior is the pseudo-count weight of an accuracy table that
@@ -139,6 +153,10 @@ func (c *DynoConfig) resolve(table *costmodel.AccuracyTable) error {
 	def(&c.ConflictMinN, 50)
 	def(&c.ConflictPrior, 50)
 	def(&c.SafeBudget, 0.002)
+	safeBudget := c.SafeBudget // what is range-checked: off (-1) passes
+	if c.SafeBudget < 0 && !math.IsInf(c.SafeBudget, 0) {
+		c.SafeBudget, safeBudget = -1, 1
+	}
 	def(&c.SafeRate, 0.1)
 	def(&c.SafeMargin, 0.02)
 	def(&c.LinkSpread, 0.5)
@@ -147,7 +165,10 @@ func (c *DynoConfig) resolve(table *costmodel.AccuracyTable) error {
 	def(&c.Regrow, 100)
 	def(&c.RegrowSD, 0.5)
 	def(&c.RegrowAfter, 32)
-	def(&c.ExploreTax, 0.015)
+	def(&c.ExploreTax, 0.03)
+	if err := c.resolveFloor(); err != nil {
+		return err
+	}
 	inf := math.Inf(1)
 	for _, f := range []struct {
 		name   string
@@ -161,7 +182,7 @@ func (c *DynoConfig) resolve(table *costmodel.AccuracyTable) error {
 		{"accuracy_prior", c.AccuracyPrior, 0, inf}, {"accuracy_z", c.AccuracyZ, 0, inf},
 		{"conflict_z", c.ConflictZ, 0, inf}, {"conflict_min_n", c.ConflictMinN, 0, inf},
 		{"conflict_prior", c.ConflictPrior, 0, inf}, {"accuracy_prior_cap", c.AccuracyPriorCap, 0, inf},
-		{"safe_budget", c.SafeBudget, 0, 1}, {"safe_rate", c.SafeRate, 0, 0.5}, {"safe_margin", c.SafeMargin, 0, 1}, {"link_spread", c.LinkSpread, 0, inf},
+		{"safe_budget", safeBudget, 0, 1}, {"safe_rate", c.SafeRate, 0, 0.5}, {"safe_margin", c.SafeMargin, 0, 1}, {"link_spread", c.LinkSpread, 0, inf},
 		{"accuracy_forgetting", c.AccuracyForgetting, 0, 1}, {"max_gap_z", c.MaxGapZ, 0, inf},
 		{"regrow", c.Regrow, 0, inf}, {"regrow_after", c.RegrowAfter, 0, inf}, {"regrow_sd", c.RegrowSD, 0, inf}, {"explore_tax", c.ExploreTax, 0, inf},
 	} {

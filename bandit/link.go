@@ -218,3 +218,20 @@ func (p *Dyno) decodeLinks(d *decoder, version uint64) {
 		p.linkIDs = append(p.linkIDs, id)
 	}
 }
+
+// LinkPosterior returns the posterior means of executor id's own transfer
+// and round-trip coefficients, and whether it has a link posterior of its
+// own.
+func (p *Dyno) LinkPosterior(id string) (transfer, rtt [2]float64, ok bool) {
+	l := p.links[id]
+	if l == nil {
+		return transfer, rtt, false
+	}
+	for c := 0; c < dims[stT]; c++ {
+		transfer[c] = l.models[0].meanAt(c)
+	}
+	for c := 0; c < dims[stR]; c++ {
+		rtt[c] = l.models[1].meanAt(c)
+	}
+	return transfer, rtt, true
+}

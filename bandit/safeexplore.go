@@ -62,7 +62,7 @@ func (p *Dyno) plausibleArm(i int) bool {
 // the best eligible one (of cost bestCost).
 func (p *Dyno) safeExplore(cond *costmodel.Conditions, d *Decision, bestCost float64) {
 	q := p.cfg.SafeRate
-	if q <= 0 || p.unsafeUsed >= p.cfg.SafeBudget*float64(p.version+safeAllowance) {
+	if q <= 0 || p.cfg.SafeBudget <= 0 || p.unsafeUsed >= p.cfg.SafeBudget*float64(p.version+safeAllowance) {
 		return
 	}
 	c, cc := -1, bestCost

@@ -15,7 +15,7 @@ while read -r dir flags files; do
   go run ./internal/tools/protogen "${check[@]}" $flags "$dir" $files || status=1
 done <<'LIST'
 model/onnxpb - onnx.proto
-api -grpc dyno.proto
+api -grpc dyno.proto device.proto
 LIST
 [ $status -eq 0 ] && [ ${#check[@]} -gt 0 ] && echo "proto: generated code is up to date"
 exit $status

@@ -23,7 +23,9 @@ import (
 	"github.com/dynoml/dyno/costmodel"
 	"github.com/dynoml/dyno/executor/cloud"
 	"github.com/dynoml/dyno/executor/device"
+	"github.com/dynoml/dyno/executor/device/client"
 	"github.com/dynoml/dyno/executor/link"
+	"github.com/dynoml/dyno/executor/load"
 	"github.com/dynoml/dyno/executor/ort"
 	"github.com/dynoml/dyno/internal/bwtrace"
 	"github.com/dynoml/dyno/model/mnist"
@@ -73,13 +75,16 @@ func newCloudCmd() *cobra.Command {
 		certFile, keyFile string
 		insecure          bool
 		workers, threads  int
+		maxQueue          int
 		logLevel          string
+		provider          string
+		gpu               int
 	)
 	cmd := &cobra.Command{
 		Use:   "cloud --model DIR [--model DIR ...] --token-file FILE",
 		Short: "Serve the cloud side: run the blocks after a device's split",
 		Long: `cloud loads every block of each model folder (model.json and blocks/*.onnx,
-as 'dyno-executor split' or 'make models' writes them) into ONNX Runtime and
+as 'dynoctl model split' or 'make models' writes them) into ONNX Runtime and
 serves the Cloud gRPC service: a device executor sends the tensor at its
 split, packed, and gets the model's output back with the time it queued,
 the time unpacking took and the time the blocks took.
@@ -104,6 +109,10 @@ one machine or a trusted network only).`,
 			if err != nil {
 				return err
 			}
+			prov, err := ort.ParseProvider(provider)
+			if err != nil {
+				return usageError{fmt.Errorf("--provider: %w", err)}
+			}
 			var chains []*ort.Chain
 			defer func() {
 				for _, c := range chains {
@@ -111,13 +120,13 @@ one machine or a trusted network only).`,
 				}
 			}()
 			for _, dir := range models {
-				c, err := ort.OpenChain(dir, ort.Options{Threads: threads})
+				c, err := ort.OpenChain(dir, ort.Options{Threads: threads, Provider: prov, Device: gpu})
 				if err != nil {
 					return err
 				}
 				chains = append(chains, c)
 			}
-			srv, err := cloud.NewServer(chains, workers)
+			srv, err := cloud.NewServerQueue(chains, workers, maxQueue)
 			if err != nil {
 				return err
 			}
@@ -134,7 +143,7 @@ one machine or a trusted network only).`,
 			if err != nil {
 				return err
 			}
-			log.Info("cloud executor serving", "addr", lis.Addr().String(), "models", strings.Join(srv.Models(), ","), "workers", max(workers, 1), "tls", !insecure)
+			log.Info("cloud executor serving", "addr", lis.Addr().String(), "models", strings.Join(srv.Models(), ","), "workers", max(workers, 1), "max-queue", maxQueue, "tls", !insecure)
 			go func() {
 				<-cmd.Context().Done()
 				gs.GracefulStop()
@@ -150,7 +159,10 @@ one machine or a trusted network only).`,
 	fl.StringVar(&keyFile, "tls-key", "", "TLS private key (PEM)")
 	fl.BoolVar(&insecure, "insecure", false, "serve plaintext")
 	fl.IntVar(&workers, "workers", 1, "requests run at once; the rest queue")
+	fl.IntVar(&maxQueue, "max-queue", cloud.DefaultMaxQueue, "requests that may wait for a worker; beyond them a request is refused (ResourceExhausted) and the device finishes it")
 	fl.IntVar(&threads, "threads", 0, "ONNX Runtime intra-op threads per session (0: its default)")
+	fl.StringVar(&provider, "provider", "cpu", "ONNX Runtime execution provider: cpu, cuda or tensorrt (cuda and tensorrt need a GPU build of the library, see docs/deploy.md)")
+	fl.IntVar(&gpu, "gpu", 0, "GPU the cuda and tensorrt providers run on")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -169,6 +181,8 @@ type deviceFlags struct {
 	compress                                            bool
 	flush, registerWait                                 time.Duration
 	logLevel                                            string
+	serve                                               serveFlags
+	inFlight                                            int
 }
 
 // newDeviceCmd is `dyno-executor device`: the device side, emulated.
@@ -236,6 +250,8 @@ is reported); random serves normal noise without labels (no accuracy).`,
 	fl.DurationVar(&f.flush, "flush", 30*time.Second, "at the end, wait this long for the controller to acknowledge every report")
 	fl.DurationVar(&f.registerWait, "register-wait", 2*time.Minute, "at the start, wait this long for an unreachable cloud executor or controller")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn or error")
+	fl.IntVar(&f.inFlight, "in-flight", 1, "without --api-listen/--api-socket: the built-in workload keeps this many requests in flight")
+	f.serve.register(fl)
 	return cmd
 }
 
@@ -247,6 +263,11 @@ func runDevice(cmd *cobra.Command, f deviceFlags) error {
 		return usageError{fmt.Errorf("--inputs %q: want mnist or random", f.inputs)}
 	case f.every <= 0:
 		return usageError{fmt.Errorf("--every %d: want at least 1", f.every)}
+	case f.inFlight <= 0:
+		return usageError{fmt.Errorf("--in-flight %d: want at least 1", f.inFlight)}
+	}
+	if err := f.serve.check(); err != nil {
+		return err
 	}
 	if f.cloudClass == "" {
 		f.cloudClass = f.deviceClass + "-cloud"
@@ -293,21 +314,10 @@ func runDevice(cmd *cobra.Command, f deviceFlags) error {
 	}
 	defer chain.Close()
 	var inputs device.Inputs
-	if f.inputs == "mnist" {
-		if cm.Manifest.Name != "mnist" {
-			return usageError{fmt.Errorf("--inputs mnist serves MNIST images; model %s needs --inputs random", cm.Manifest.Name)}
-		}
-		dir, err := mnist.Dir()
-		if err != nil {
+	if !f.serve.serving() {
+		if inputs, err = builtinInputs(f.inputs, cm.Manifest.Name, int(cm.Manifest.Input.Elements), f.seed); err != nil {
 			return err
 		}
-		set, err := mnist.LoadTest(dir)
-		if err != nil {
-			return err
-		}
-		inputs = &device.MNIST{Set: set}
-	} else {
-		inputs = &device.Random{Elements: int(cm.Manifest.Input.Elements), Rng: rand.New(rand.NewPCG(f.seed, 0x696e))}
 	}
 	ctlOpt, err := dialOptions(token, f.controllerCA, f.insecure)
 	if err != nil {
@@ -322,7 +332,7 @@ func runDevice(cmd *cobra.Command, f deviceFlags) error {
 	if err != nil {
 		return err
 	}
-	cloudOpt.Extra = append(cloudOpt.Extra, grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(256<<20), grpc.MaxCallRecvMsgSize(64<<20)))
+	cloudOpt.Extra = append(cloudOpt.Extra, cloud.DialOptions()...)
 	cloudConn, err := api.Dial(f.cloudAddr, cloudOpt)
 	if err != nil {
 		return err
@@ -335,6 +345,7 @@ func runDevice(cmd *cobra.Command, f deviceFlags) error {
 		ExecutorID: f.id, DeviceClass: f.deviceClass, Objective: f.objective, CostModel: cm, Chain: chain,
 		Controller: api.NewExecutorClient(ctlConn), Cloud: api.NewCloudClient(cloudConn), Link: l, Estimator: est,
 		Slowdown: f.slowdown, Compress: f.compress, Seed: f.seed, Logger: log, Version: "dyno-executor",
+		Depth: f.serve.depth, FeedbackWindow: f.serve.feedbackWindow, ShadowShare: f.serve.shadowShare,
 	})
 	cancel()
 	if err != nil {
@@ -346,19 +357,62 @@ func runDevice(cmd *cobra.Command, f deviceFlags) error {
 		label = fmt.Sprintf("%s [EMULATED: device %gx this host, %s]", f.id, f.slowdown, linkLabel)
 	}
 	fmt.Fprintf(out, "%s: key %s, policy v%d\n", label, agent.Key(), agent.PolicyVersion())
+	// The executor's loops outlive an interrupt long enough to flush.
+	agent.Start(context.WithoutCancel(ctx))
+	if f.serve.serving() {
+		return serveDevice(ctx, out, log, agent, f.serve, f.flush, label)
+	}
+	// The built-in workload is an application of the Device API: the
+	// executor serves it on a private unix socket, and a load client
+	// drives it.
+	srv, target, token, err := servePrivate(agent)
+	if err != nil {
+		return errors.Join(err, agent.Stop(f.flush))
+	}
+	c, err := client.Dial(target, client.Options{Dial: api.DialOptions{Token: token, Insecure: true}})
+	if err != nil {
+		srv.stop()
+		return errors.Join(err, agent.Stop(f.flush))
+	}
 	var win, all window
 	k := cm.Manifest.K()
-	err = agent.Run(ctx, inputs, f.requests, f.flush, func(r device.Result) {
-		win.add(r, k)
-		all.add(r, k)
-		if all.n%f.every == 0 {
-			fmt.Fprintf(out, "%s: %d requests; last %d: %s, policy v%d\n", label, all.n, win.n, win.summary(), r.Version)
-			win = window{}
-		}
+	sum, runErr := load.Run(ctx, load.Config{
+		Client: c, Inputs: inputs, Shape: cm.Manifest.Input.Shape, Requests: f.requests, InFlight: f.inFlight,
+		Each: func(s load.Sample) {
+			win.add(s, k)
+			all.add(s, k)
+			if all.n%f.every == 0 {
+				fmt.Fprintf(out, "%s: %d requests; last %d: %s, policy v%d\n", label, all.n, win.n, win.summary(), s.Resp.GetPolicyVersion())
+				win = window{}
+			}
+		},
 	})
-	fmt.Fprintf(out, "%s: done, %d requests: %s; %d reports dropped; %d finished on the device because the cloud was unreachable\n",
-		label, all.n, all.summary(), agent.Dropped(), agent.Fallbacks())
-	return err
+	c.Close()
+	srv.stop()
+	stopErr := agent.Stop(f.flush)
+	fmt.Fprintf(out, "%s: done, %d requests: %s; %.2f req/s, latency p50 %.1f p95 %.1f ms; %d reports dropped; %d finished on the device because the cloud was unreachable\n",
+		label, all.n, all.summary(), sum.Throughput(), sum.Percentile(0.5), sum.Percentile(0.95), agent.Dropped(), agent.Fallbacks())
+	return errors.Join(runErr, stopErr)
+}
+
+// builtinInputs are the inputs of the built-in workload: mnist (the test
+// set, labelled) or random (normal noise, unlabelled).
+func builtinInputs(kind, model string, elements int, seed uint64) (device.Inputs, error) {
+	if kind == "random" {
+		return &device.Random{Elements: elements, Rng: rand.New(rand.NewPCG(seed, 0x696e))}, nil
+	}
+	if model != "mnist" {
+		return nil, usageError{fmt.Errorf("--inputs mnist serves MNIST images; model %s needs --inputs random", model)}
+	}
+	dir, err := mnist.Dir()
+	if err != nil {
+		return nil, err
+	}
+	set, err := mnist.LoadTest(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &device.MNIST{Set: set}, nil
 }
 
 // window summarises a run of results.
@@ -368,22 +422,23 @@ type window struct {
 	arms                            map[costmodel.Arm]int
 }
 
-func (w *window) add(r device.Result, k int) {
+func (w *window) add(s load.Sample, k int) {
 	if w.arms == nil {
 		w.arms = map[costmodel.Arm]int{}
 	}
 	w.n++
-	w.latency += r.Stages.LatencyMs()
-	if r.Arm.Split < k {
+	w.latency += s.Resp.GetStages().GetLatencyMs()
+	arm := costmodel.Arm{Split: int(s.Resp.GetArm().GetSplit()), Bits: int(s.Resp.GetArm().GetBits())}
+	if arm.Split < k {
 		w.offloaded++
 	}
-	if r.HasLabel {
+	if s.Label >= 0 {
 		w.labelled++
-		if r.Correct {
+		if s.Correct {
 			w.correct++
 		}
 	}
-	w.arms[r.Arm]++
+	w.arms[arm]++
 }
 
 func (w *window) summary() string {

@@ -24,21 +24,38 @@ import (
 )
 
 // Server serves api.Cloud. It is safe for concurrent use: at most Workers
-// requests run at once, the rest wait (their wait is the queue time they
-// are told).
+// requests run at once and at most a bounded number more wait (their wait
+// is the queue time they are told); beyond that a request is refused with
+// ResourceExhausted, and the device finishes it itself.
 type Server struct {
 	api.UnimplementedCloudServer
 	models map[string]*ort.Chain
-	slots  chan struct{}
+	slots  chan struct{} // running
+	admit  chan struct{} // running or waiting
 }
 
+// DefaultMaxQueue is the number of requests that may wait for a worker
+// when NewServer is not told otherwise.
+const DefaultMaxQueue = 64
+
 // NewServer serves the given models (chains keyed by manifest name) with
-// workers concurrent runs (at least one).
+// workers concurrent runs (at least one) and up to DefaultMaxQueue
+// requests waiting.
 func NewServer(chains []*ort.Chain, workers int) (*Server, error) {
+	return NewServerQueue(chains, workers, DefaultMaxQueue)
+}
+
+// NewServerQueue is NewServer with at most maxQueue requests waiting for a
+// worker (zero: none wait).
+func NewServerQueue(chains []*ort.Chain, workers, maxQueue int) (*Server, error) {
 	if len(chains) == 0 {
 		return nil, fmt.Errorf("cloud: no models to serve")
 	}
-	s := &Server{models: map[string]*ort.Chain{}, slots: make(chan struct{}, max(workers, 1))}
+	if maxQueue < 0 {
+		return nil, fmt.Errorf("cloud: queue bound %d: want zero or more", maxQueue)
+	}
+	workers = max(workers, 1)
+	s := &Server{models: map[string]*ort.Chain{}, slots: make(chan struct{}, workers), admit: make(chan struct{}, workers+maxQueue)}
 	for _, c := range chains {
 		name := c.Manifest.Name
 		if _, dup := s.models[name]; dup {
@@ -86,6 +103,12 @@ func (s *Server) Infer(ctx context.Context, req *api.InferRequest) (*api.InferRe
 
 	start := time.Now()
 	select {
+	case s.admit <- struct{}{}:
+	default:
+		return nil, status.Errorf(codes.ResourceExhausted, "cloud: %d requests running or queued, the most this executor takes; retry later", cap(s.admit))
+	}
+	defer func() { <-s.admit }()
+	select {
 	case s.slots <- struct{}{}:
 	case <-ctx.Done():
 		return nil, status.FromContextError(ctx.Err()).Err()
@@ -121,26 +144,58 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func RequireToken(token string) grpc.UnaryServerInterceptor {
 	want := []byte("Bearer " + token)
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if strings.HasPrefix(info.FullMethod, "/grpc.") {
-			return handler(ctx, req)
-		}
-		md, _ := metadata.FromIncomingContext(ctx)
-		got := md.Get("authorization")
-		if len(got) != 1 {
-			return nil, status.Error(codes.Unauthenticated, "no bearer token: send \"authorization: Bearer TOKEN\"")
-		}
-		if subtle.ConstantTimeCompare([]byte(got[0]), want) != 1 {
-			return nil, status.Error(codes.Unauthenticated, "bearer token not accepted")
+		if err := checkToken(ctx, info.FullMethod, want); err != nil {
+			return nil, err
 		}
 		return handler(ctx, req)
 	}
+}
+
+// RequireTokenStream is RequireToken for streaming calls.
+func RequireTokenStream(token string) grpc.StreamServerInterceptor {
+	want := []byte("Bearer " + token)
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if err := checkToken(ss.Context(), info.FullMethod, want); err != nil {
+			return err
+		}
+		return handler(srv, ss)
+	}
+}
+
+func checkToken(ctx context.Context, method string, want []byte) error {
+	if strings.HasPrefix(method, "/grpc.") {
+		return nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	got := md.Get("authorization")
+	if len(got) != 1 {
+		return status.Error(codes.Unauthenticated, "no bearer token: send \"authorization: Bearer TOKEN\"")
+	}
+	if subtle.ConstantTimeCompare([]byte(got[0]), want) != 1 {
+		return status.Error(codes.Unauthenticated, "bearer token not accepted")
+	}
+	return nil
+}
+
+// Window is the HTTP/2 flow-control window of the Cloud service.
+const Window = 8 << 20
+
+// DialOptions are what a device executor dials a cloud executor
+// with: its windows, and messages as large as it takes.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithInitialWindowSize(Window), grpc.WithInitialConnWindowSize(Window),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(256<<20), grpc.MaxCallRecvMsgSize(64<<20))}
 }
 
 // NewGRPCServer is a gRPC server with srv registered, calls checked for
 // token, and the standard health service; opts add to it (TLS
 // credentials, message limits).
 func NewGRPCServer(srv *Server, token string, opts ...grpc.ServerOption) *grpc.Server {
-	opts = append([]grpc.ServerOption{grpc.UnaryInterceptor(RequireToken(token)), grpc.MaxRecvMsgSize(256 << 20)}, opts...)
+	opts = append([]grpc.ServerOption{grpc.UnaryInterceptor(RequireToken(token)), grpc.MaxRecvMsgSize(256 << 20),
+		// A split tensor is up to megabytes: windows of a message let it
+		// through without waiting for window updates (the device side
+		// dials with the same, see DialOptions).
+		grpc.InitialWindowSize(Window), grpc.InitialConnWindowSize(Window)}, opts...)
 	gs := grpc.NewServer(opts...)
 	api.RegisterCloudServer(gs, srv)
 	healthpb.RegisterHealthServer(gs, health.NewServer())

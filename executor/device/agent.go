@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +26,6 @@ import (
 	"github.com/dynoml/dyno/costmodel"
 	"github.com/dynoml/dyno/executor/link"
 	"github.com/dynoml/dyno/executor/ort"
-	"github.com/dynoml/dyno/executor/packing"
 )
 
 // Input is one request: the model's input and, when known, the label its
@@ -83,13 +81,34 @@ type Config struct {
 	// MaxBuffered bounds the reports held while the controller is away;
 	// zero means 100,000. Beyond it new reports are dropped and counted.
 	MaxBuffered int
+	// Depth bounds the requests in flight at once (accepted and not yet
+	// answered): the device stage, the transfer and the cloud stage of
+	// different requests overlap up to it. Beyond it Infer refuses with
+	// ErrBusy; nothing queues without bound. Zero means 8.
+	Depth int
+	// FeedbackWindow is how long the report of a request without a label
+	// waits for Feedback before it goes without; zero sends reports at once
+	// and refuses Feedback.
+	FeedbackWindow time.Duration
+	// MaxHeld bounds the reports waiting for feedback; beyond it the
+	// oldest goes without. Zero means 10,000.
+	MaxHeld int
+	// ShadowShare is the share of unlabelled requests, in [0, 1], whose
+	// full-precision output is also computed (where the cost model says it
+	// is cheaper: the rest of the model on the device, or the cloud at 32
+	// bits) and whose agreement with the served output is reported as a
+	// shadow accuracy signal.
+	ShadowShare float64
 	// Logger receives the executor's logs; nil discards them.
 	Logger *slog.Logger
 	// Version is the software version sent at registration.
 	Version string
 }
 
-// Agent is a running device executor.
+// Agent is a running device executor. Its methods are safe for concurrent
+// use: Infer serves many requests at once (up to Config.Depth), and the
+// policy, the report sequence and the link estimate are shared under
+// their own locks.
 type Agent struct {
 	cfg    Config
 	log    *slog.Logger
@@ -97,16 +116,41 @@ type Agent struct {
 	arms   []costmodel.Arm
 	policy atomic.Pointer[held]
 	rep    *reporter
-	seq    uint64
-	dec    bandit.Decision
+	book   *book
 
-	queueMs float64 // the cloud's last reported queueing
+	queueMs atomic.Uint64 // math.Float64bits of the cloud's last reported queueing
+
+	// The device runs one stage at a time (devMu) and the link carries one
+	// transfer at a time (linkMu); requests overlap across them. Both are
+	// taken in arrival order, so that no request starves.
+	devMu  fifo
+	linkMu fifo
+	slots  chan struct{} // one per request in flight
+	reqN   atomic.Uint64 // generated request ids
+	shadow atomic.Uint64 // sampling of shadowed requests
 
 	fallbacks atomic.Int64
+
+	// Lifecycle: Start starts the loops, Stop ends them.
+	life     sync.Mutex
+	started  bool
+	stopped  bool
+	inflight sync.WaitGroup // requests being served and shadow work
+	bg       sync.WaitGroup // the loops
+	bgCtx    context.Context
+	cancel   context.CancelFunc
 
 	rttMu sync.Mutex
 	rtt   float64 // the pinged round trip of a real link, ms (negative: none yet)
 }
+
+// fifo is a lock granted in the order it was asked for: goroutines
+// blocked sending on a channel are woken first come, first served (a
+// sync.Mutex lets a newcomer overtake a waiter).
+type fifo chan struct{}
+
+func (f fifo) Lock()   { f <- struct{}{} }
+func (f fifo) Unlock() { <-f }
 
 // held is a policy version restored for deciding.
 type held struct {
@@ -145,10 +189,23 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.MaxBuffered <= 0 {
 		cfg.MaxBuffered = 100000
 	}
+	if cfg.Depth <= 0 {
+		cfg.Depth = 8
+	}
+	if cfg.MaxHeld <= 0 {
+		cfg.MaxHeld = 10000
+	}
+	if !(cfg.ShadowShare >= 0 && cfg.ShadowShare <= 1) {
+		return nil, fmt.Errorf("device: shadow share %g: want a share in [0, 1]", cfg.ShadowShare)
+	}
+	if cfg.FeedbackWindow < 0 {
+		return nil, fmt.Errorf("device: feedback window %v: want zero or more", cfg.FeedbackWindow)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, arms: cfg.CostModel.Arms(), rtt: -1}
+	a := &Agent{cfg: cfg, log: cfg.Logger, arms: cfg.CostModel.Arms(), rtt: -1, slots: make(chan struct{}, cfg.Depth),
+		devMu: make(fifo, 1), linkMu: make(fifo, 1)}
 	if err := a.checkCloud(ctx); err != nil {
 		return nil, err
 	}
@@ -178,11 +235,12 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.key = resp.GetKey()
-	a.seq = resp.GetAckedThroughSeq()
+	a.reqN.Store(resp.GetAckedThroughSeq())
 	if err := a.adopt(resp.GetPolicy()); err != nil {
 		return nil, fmt.Errorf("device: the registered policy: %w", err)
 	}
-	a.rep = newReporter(cfg.Controller, cfg.ExecutorID, resp.GetLimits(), cfg.MaxBuffered, a.log)
+	a.rep = newReporter(cfg.Controller, cfg.ExecutorID, resp.GetLimits(), cfg.MaxBuffered, resp.GetAckedThroughSeq(), a.log)
+	a.book = newBook(cfg.FeedbackWindow, cfg.MaxHeld, a.rep.add)
 	return a, nil
 }
 
@@ -282,8 +340,17 @@ func (a *Agent) PolicyVersion() uint64 { return a.policy.Load().version }
 
 // Result is one request as the executor ran it.
 type Result struct {
-	Arm      costmodel.Arm
-	Stages   costmodel.Stages
+	RequestID string
+	Arm       costmodel.Arm
+	// Prob is the probability the policy chose Arm with.
+	Prob   float64
+	Stages costmodel.Stages
+	// LatencyMs is the request's time from its decision to its answer,
+	// waits for the device and the link included (under pipelining, more
+	// than the sum of the stages).
+	LatencyMs float64
+	// Output is the model's output (the last block's, flattened).
+	Output   []float32
 	Correct  bool
 	HasLabel bool
 	Version  uint64
@@ -291,30 +358,67 @@ type Result struct {
 	// was finished on the device (Stages are then the device's extra work
 	// only, and nothing was reported).
 	Fallback bool
+	// FeedbackUntil is when the request's report stops waiting for
+	// Feedback; zero when it does not wait.
+	FeedbackUntil time.Time
 }
 
-// Run starts the policy watcher and the reporter, serves requests until
-// inputs run out, n requests are done (n <= 0: no bound) or ctx ends, then
-// flushes the reports (waiting up to flush for the controller's acks). It
-// calls each (when not nil) with every request's result.
-func (a *Agent) Run(ctx context.Context, inputs Inputs, n int, flush time.Duration, each func(Result)) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); a.watch(ctx) }()
-	go func() { defer wg.Done(); a.rep.run(ctx) }()
-	if a.cfg.Link == nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); a.ping(ctx) }()
+// Start starts the policy watcher, the reporter, the round-trip probe of
+// a real link and the feedback window's clock; they run until ctx ends or
+// Stop. Infer may be called once Start has returned.
+func (a *Agent) Start(ctx context.Context) {
+	a.life.Lock()
+	defer a.life.Unlock()
+	if a.started {
+		return
 	}
+	a.started = true
+	a.bgCtx, a.cancel = context.WithCancel(ctx)
+	ctx = a.bgCtx
+	a.bg.Add(3)
+	go func() { defer a.bg.Done(); a.watch(ctx) }()
+	go func() { defer a.bg.Done(); a.rep.run(ctx) }()
+	go func() { defer a.bg.Done(); a.book.run(ctx) }()
+	if a.cfg.Link == nil {
+		a.bg.Add(1)
+		go func() { defer a.bg.Done(); a.ping(ctx) }()
+	}
+}
+
+// Stop refuses new requests, waits for those in flight, sends the reports
+// still waiting for feedback without it, waits up to flush for the
+// controller to acknowledge every report, and ends the loops Start
+// started. Reports unacknowledged then are an error that counts them.
+func (a *Agent) Stop(flush time.Duration) error {
+	a.life.Lock()
+	if !a.started || a.stopped {
+		a.life.Unlock()
+		return nil
+	}
+	a.stopped = true
+	a.life.Unlock()
+	a.inflight.Wait()
+	a.book.releaseAll()
+	err := a.rep.flush(a.bgCtx, flush)
+	a.cancel()
+	a.bg.Wait()
+	return err
+}
+
+// Run starts the executor, serves requests from inputs one after another
+// until they run out, n requests are done (n <= 0: no bound) or ctx ends,
+// then stops, flushing the reports (waiting up to flush for the
+// controller's acks). It calls each (when not nil) with every request's
+// result.
+func (a *Agent) Run(ctx context.Context, inputs Inputs, n int, flush time.Duration, each func(Result)) error {
+	a.Start(ctx)
 	var runErr error
 	for i := 0; n <= 0 || i < n; i++ {
 		in, ok := inputs.Next()
 		if !ok {
 			break
 		}
-		res, err := a.serve(ctx, in)
+		res, err := a.Infer(ctx, Request{X: in.X, Label: in.Label})
 		if err != nil {
 			if ctx.Err() == nil {
 				runErr = err
@@ -325,10 +429,7 @@ func (a *Agent) Run(ctx context.Context, inputs Inputs, n int, flush time.Durati
 			each(res)
 		}
 	}
-	flushErr := a.rep.flush(ctx, flush)
-	cancel()
-	wg.Wait()
-	return errors.Join(runErr, flushErr)
+	return errors.Join(runErr, a.Stop(flush))
 }
 
 // Dropped is the number of reports dropped because the buffer was full.
@@ -341,164 +442,15 @@ func (a *Agent) Fallbacks() int64 { return a.fallbacks.Load() }
 // unreachable reports whether a cloud call failed for want of the cloud
 // (down, unreachable, too slow), not for what was asked of it.
 func unreachable(err error) bool {
+	if api.IsHandshakeFailure(err) {
+		// A certificate that does not match will not match later.
+		return false
+	}
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
 		return true
 	}
 	return false
-}
-
-// finishLocally runs the blocks after the split on the device when the
-// cloud cannot be reached, so that the request is still answered. It is
-// not reported: its stages are not those of the arm the policy chose, and
-// the controller would learn from a mixture. The first such request of a
-// run is logged, all are counted.
-func (a *Agent) finishLocally(ctx context.Context, in Input, act []float32, arm costmodel.Arm, version uint64, cause error) (Result, error) {
-	if a.fallbacks.Add(1) == 1 {
-		a.log.Warn("cloud executor unreachable: finishing requests on the device, unreported", "err", cause)
-	}
-	t := time.Now()
-	out, err := a.cfg.Chain.Run(arm.Split, a.cfg.Chain.K(), act)
-	if err != nil {
-		return Result{}, fmt.Errorf("device: blocks %d..%d after the cloud failed (%v): %w", arm.Split+1, a.cfg.Chain.K(), cause, err)
-	}
-	st := costmodel.Stages{Arm: costmodel.Arm{Split: a.cfg.Chain.K(), Bits: 32}}
-	if err := a.stretch(ctx, t, &st.DeviceMs); err != nil {
-		return Result{}, err
-	}
-	res := Result{Arm: arm, Stages: st, Version: version, HasLabel: in.Label >= 0, Fallback: true}
-	res.Correct = res.HasLabel && argmax(out) == in.Label
-	return res, nil
-}
-
-// conditions is what the executor knows before a request.
-func (a *Agent) conditions() costmodel.Conditions {
-	bw, rtt := a.cfg.Estimator.Estimate()
-	return costmodel.Conditions{BandwidthMbps: bw, RTTMs: rtt, CloudQueueMs: a.queueMs}
-}
-
-// serve runs one request end to end and queues its report.
-func (a *Agent) serve(ctx context.Context, in Input) (Result, error) {
-	start := time.Now()
-	cond := a.conditions()
-	h := a.policy.Load()
-	h.mu.Lock()
-	err := h.p.Choose(cond, &a.dec)
-	h.mu.Unlock()
-	if err != nil {
-		return Result{}, fmt.Errorf("device: policy v%d: %w", h.version, err)
-	}
-	arm, k := a.dec.Arm, a.cfg.Chain.K()
-	st := costmodel.Stages{Arm: arm}
-
-	t := time.Now()
-	act, err := a.cfg.Chain.Run(0, arm.Split, in.X)
-	if err != nil {
-		return Result{}, fmt.Errorf("device: blocks 1..%d: %w", arm.Split, err)
-	}
-	if err := a.stretch(ctx, t, &st.DeviceMs); err != nil {
-		return Result{}, err
-	}
-	out := act
-	if arm.Split < k {
-		t = time.Now()
-		shape := a.cfg.Chain.Manifest.Input.Shape
-		if arm.Split > 0 {
-			shape = a.cfg.Chain.Manifest.Blocks[arm.Split-1].Output.Shape
-		}
-		opt := packing.Options{Bits: arm.Bits}
-		if a.cfg.Compress {
-			opt.Compression = packing.CompressionZstd
-		}
-		payload, err := packing.Encode(nil, act, shape, opt)
-		if err != nil {
-			return Result{}, fmt.Errorf("device: pack split %d at %d bits: %w", arm.Split, arm.Bits, err)
-		}
-		if err := a.stretch(ctx, t, &st.PackMs); err != nil {
-			return Result{}, err
-		}
-		st.Bytes = float64(len(payload))
-		var tr link.Transfer
-		if a.cfg.Link != nil {
-			if tr, err = a.cfg.Link.Send(ctx, len(payload)); err != nil {
-				return Result{}, fmt.Errorf("device: link: %w", err)
-			}
-		}
-		t = time.Now()
-		ictx, cancel := context.WithTimeout(ctx, a.cfg.InferTimeout)
-		resp, err := a.cfg.Cloud.Infer(ictx, &api.InferRequest{Model: a.cfg.Chain.Manifest.Name, Split: uint32(arm.Split), Payload: payload,
-			RequestId: fmt.Sprintf("%s-%d", a.cfg.ExecutorID, a.seq+1)})
-		cancel()
-		if err != nil {
-			if !unreachable(err) || ctx.Err() != nil {
-				return Result{}, fmt.Errorf("device: cloud: %w", err)
-			}
-			// The cloud is away: finish the request here, and report
-			// nothing of it (its stages are not the arm's).
-			return a.finishLocally(ctx, in, act, arm, h.version, err)
-		}
-		call := msSince(t)
-		st.CloudQueueMs, st.UnpackMs, st.CloudMs = resp.GetQueueMs(), resp.GetUnpackMs(), resp.GetComputeMs()
-		beyond := max(0, call-st.CloudQueueMs-st.UnpackMs-st.CloudMs) // what the call took beyond the cloud's work
-		if a.cfg.Link != nil {
-			// The emulated transfer and round trip, and the real one of
-			// loopback on top.
-			st.NetworkMs, st.RTTMs = tr.TransferMs, tr.RTTMs+beyond
-		} else {
-			// The network's share: the round trip the pings measure, the
-			// rest is the transfer.
-			rtt := a.pingMs()
-			st.RTTMs = min(rtt, beyond)
-			st.NetworkMs = beyond - st.RTTMs
-		}
-		a.cfg.Estimator.Observe(len(payload), st.NetworkMs, st.RTTMs)
-		a.queueMs = st.CloudQueueMs
-		out = resp.GetOutput()
-	}
-	res := Result{Arm: arm, Stages: st, Version: h.version, HasLabel: in.Label >= 0}
-	var acc *float64
-	if res.HasLabel {
-		v := 0.0
-		if argmax(out) == in.Label {
-			v, res.Correct = 1, true
-		}
-		acc = &v
-	}
-	a.seq++
-	a.rep.add(&api.Report{
-		Seq: a.seq, Key: a.key, Arm: &api.Arm{Split: uint32(arm.Split), Bits: uint32(arm.Bits)},
-		Propensity: a.dec.Prob, Explore: a.dec.Prob < 1 && !isGreedy(a.dec), PolicyVersion: h.version,
-		Conditions: &api.Conditions{BandwidthMbps: cond.BandwidthMbps, RttMs: cond.RTTMs, CloudQueueMs: cond.CloudQueueMs},
-		Stages: &api.Stages{DeviceMs: st.DeviceMs, PackMs: st.PackMs, NetworkMs: st.NetworkMs, RttMs: st.RTTMs,
-			CloudQueueMs: st.CloudQueueMs, CloudMs: st.CloudMs, UnpackMs: st.UnpackMs, LatencyMs: st.LatencyMs()},
-		Bytes: st.Bytes, Accuracy: acc, StartUnixNano: start.UnixNano(),
-		RequestId: fmt.Sprintf("%s-%d", a.cfg.ExecutorID, a.seq), PolicyKind: h.kind, Probs: slices.Clone(a.dec.Probs),
-	})
-	res.Stages = st
-	return res, nil
-}
-
-// isGreedy reports whether the decision took the most probable arm.
-func isGreedy(d bandit.Decision) bool {
-	for _, p := range d.Probs {
-		if p > d.Prob {
-			return false
-		}
-	}
-	return true
-}
-
-// stretch records the device stage that began at t, first waiting so that
-// it lasts Slowdown times what it took.
-func (a *Agent) stretch(ctx context.Context, t time.Time, dst *float64) error {
-	took := time.Since(t)
-	if a.cfg.Slowdown > 1 {
-		if err := link.SleepContext(ctx, time.Duration(float64(took)*(a.cfg.Slowdown-1))); err != nil {
-			return err
-		}
-	}
-	*dst = msSince(t)
-	return nil
 }
 
 func msSince(t time.Time) float64 { return float64(time.Since(t)) / float64(time.Millisecond) }
@@ -545,4 +497,25 @@ func (a *Agent) pingMs() float64 {
 	a.rttMu.Lock()
 	defer a.rttMu.Unlock()
 	return max(a.rtt, 0)
+}
+
+// supportBits is the bitset of the arms the decision could have chosen
+// (probability above zero), arm i at bit i%8 of byte i/8.
+func supportBits(probs []float64) []byte {
+	b := make([]byte, (len(probs)+7)/8)
+	for i, p := range probs {
+		if p > 0 {
+			b[i/8] |= 1 << (i % 8)
+		}
+	}
+	return b
+}
+
+// allowedBits are the manifest's precisions, which fix the arm order.
+func allowedBits(cm *costmodel.Model) []uint32 {
+	out := make([]uint32, len(cm.Manifest.AllowedBits))
+	for i, b := range cm.Manifest.AllowedBits {
+		out[i] = uint32(b)
+	}
+	return out
 }

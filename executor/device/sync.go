@@ -77,22 +77,28 @@ type reporter struct {
 	pending []*api.Report // not yet acknowledged, in seq order
 	sent    int           // pending[:sent] went out on the current stream
 	acked   uint64
+	seq     uint64 // the last seq given
 	wake    chan struct{}
 	dropped atomic.Int64
 	batchID uint64
 }
 
-func newReporter(c api.ExecutorClient, executorID string, limits *api.Limits, maxKept int, log *slog.Logger) *reporter {
+func newReporter(c api.ExecutorClient, executorID string, limits *api.Limits, maxKept int, seq uint64, log *slog.Logger) *reporter {
 	maxBatch := int(limits.GetMaxBatchReports())
 	if maxBatch <= 0 || maxBatch > 512 {
 		maxBatch = 512
 	}
-	return &reporter{client: c, executorID: executorID, maxBatch: maxBatch, maxKept: maxKept, log: log, wake: make(chan struct{}, 1)}
+	return &reporter{client: c, executorID: executorID, maxBatch: maxBatch, maxKept: maxKept, log: log, seq: seq, wake: make(chan struct{}, 1)}
 }
 
-// add queues a report; when maxKept are waiting it is dropped and counted.
+// add gives a report the next seq and queues it; when maxKept are waiting
+// it is dropped and counted (its seq stays used). Reports finish out of
+// order under pipelining; the seq is given here, under the lock, so that
+// pending stays in seq order.
 func (r *reporter) add(rep *api.Report) {
 	r.mu.Lock()
+	r.seq++
+	rep.Seq = r.seq
 	if len(r.pending) >= r.maxKept {
 		r.mu.Unlock()
 		if r.dropped.Add(1) == 1 {

@@ -55,20 +55,40 @@ type Transfer struct {
 // Send waits as long as sending bytes from now takes on the trace, plus
 // the round trip, and says how long each part took.
 func (l *Emulated) Send(ctx context.Context, bytes int) (Transfer, error) {
+	return l.send(ctx, bytes, true)
+}
+
+// Transmit waits only as long as the bytes keep the link busy (the
+// transfer), not the round trip, which it states in the Transfer for the
+// caller to wait: a pipelined sender holds the link for the transfer
+// alone, and the next request's bytes may follow while the round trip of
+// the last is still under way.
+func (l *Emulated) Transmit(ctx context.Context, bytes int) (Transfer, error) {
+	return l.send(ctx, bytes, false)
+}
+
+func (l *Emulated) send(ctx context.Context, bytes int, withRTT bool) (Transfer, error) {
 	now := time.Since(l.Start).Seconds() + l.Offset
 	end, err := l.Trace.TransferEnd(now, float64(bytes)*8)
 	if err != nil {
 		return Transfer{}, err
 	}
 	tr := Transfer{TransferMs: (end - now) * 1000, RTTMs: l.RTTMs}
-	sleep := l.Sleep
-	if sleep == nil {
-		sleep = SleepContext
+	wait := tr.TransferMs
+	if withRTT {
+		wait += tr.RTTMs
 	}
-	if err := sleep(ctx, time.Duration((tr.TransferMs+tr.RTTMs)*float64(time.Millisecond))); err != nil {
+	if err := l.sleep(ctx, time.Duration(wait*float64(time.Millisecond))); err != nil {
 		return Transfer{}, err
 	}
 	return tr, nil
+}
+
+func (l *Emulated) sleep(ctx context.Context, d time.Duration) error {
+	if l.Sleep != nil {
+		return l.Sleep(ctx, d)
+	}
+	return SleepContext(ctx, d)
 }
 
 // SleepContext waits d, or until ctx ends (its error then).
