@@ -491,8 +491,9 @@ func TestDynoTracksChange(t *testing.T) {
 }
 
 // TestDynoDropsBrokenPrecision: when every 4-bit arm is far less accurate
-// than calibrated, the shared conflict test drops them all after a few
-// hundred signals, and leaves other precisions alone.
+// than calibrated, the evidence the arms of the precision share drops them
+// all after a few hundred signals (about 30 each), and leaves other
+// precisions alone.
 func TestDynoDropsBrokenPrecision(t *testing.T) {
 	cm := synthModel(t, 8, []int{32, 8, 4})
 	obj := costmodel.Objective{Kind: costmodel.MinLatency, AccuracyFloor: 0.7}
@@ -503,7 +504,7 @@ func TestDynoDropsBrokenPrecision(t *testing.T) {
 	const seed = 6
 	rng := rand.New(rand.NewPCG(seed, 0))
 	c := costmodel.Conditions{BandwidthMbps: 5, RTTMs: 20}
-	for n := 0; n < 400; n++ {
+	for n := 0; n < 800; n++ {
 		i := rng.IntN(len(cm.Arms()))
 		a := cm.Arms()[i]
 		r := &bandit.Report{Conditions: c, Arm: a, Propensity: 0.5, Observed: cm.Predict(i, c), HasAccuracy: true}

@@ -232,6 +232,15 @@ func (b *blr) drift(q, cap []float64) {
 	}
 }
 
+// clone returns an independent copy.
+func (b *blr) clone() *blr {
+	c := newBLR(b.m, make([]float64, b.d))
+	copy(c.p, b.p)
+	copy(c.s, b.s)
+	c.general = b.general
+	return c
+}
+
 // meanAt returns theta[i].
 func (b *blr) meanAt(i int) float64 { return b.m[i] }
 

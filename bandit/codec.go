@@ -11,7 +11,7 @@ import (
 
 // StateFormat is the version of the serialised state this build writes and
 // reads. Bump it when the layout of any policy's payload changes.
-const StateFormat = 1
+const StateFormat = 2
 
 // stateMagic starts every serialised policy.
 const stateMagic = "DYNB"

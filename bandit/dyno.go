@@ -52,6 +52,16 @@ type Dyno struct {
 	models [nStages]*blr
 	noise  [nStages]float64 // relative noise variance estimate
 	det    [nStages]float64 // change detector state
+	// seen is, per stage and coefficient, the version of the last report
+	// that excited it (regrow.go)
+	seen [nStages][stageDim]uint64
+	// links are the executors' own link posteriors (link.go), linkIDs
+	// their ids in order; self is the one Choose decides with (selfID's,
+	// nil for the class's)
+	links   map[string]*linkState
+	linkIDs []string
+	self    *linkState
+	selfID  string
 	// per stage, per split: residual mean, variance, and the version the
 	// variance was last set at (it drifts up from there); only the device
 	// and cloud stages use them, and the arms of one split share them
@@ -61,24 +71,26 @@ type Dyno struct {
 	resAt  [nStages][]uint64
 	// bytesRatio is the learned ratio of observed to predicted bytes.
 	bytesRatio []float64
-	// online accuracy counts, discounted per report since accAt, and the
-	// cached eligibility
-	accS, accF []float64
-	accAt      []uint64
-	// per precision (index into model.ValidBits order of the manifest's
-	// allowed bits): discounted successes, signals and the successes the
-	// calibration expected, and when they were last discounted
-	grpS, grpN, grpE []float64
+	// accuracy (accuracy.go): online successes and failures per arm,
+	// discounted to the last signal of the arm's precision, grpAt; the
+	// posterior test's last result and the table's conflict state per arm
+	accS, accF       []float64
 	grpAt            []uint64
-	group            []int   // arm index -> precision group
-	groupArms        [][]int // precision group -> its lossy arms
-	logAccForget     float64
-	// eligibility by accuracy: the posterior test, the arm's own conflict
-	// test and its precision's, each with hysteresis on its own last
-	// result; accOK is their conjunction
-	postOK, armConflict, grpConflict []bool
-	accOK                            []bool
-	lossless                         []bool
+	postOK, conflict []bool
+	// unsafeUsed counts reports of arms the constraint held out
+	// (safeexplore.go)
+	unsafeUsed float64
+	// derived: precision groups, table weights, neighbour weights by split
+	// distance, neighbour sums, eligibility, plausibility
+	group        []int   // arm index -> precision group
+	groupArms    [][]int // precision group -> its lossy arms
+	tableWeight  []float64
+	neighbour    []float64
+	poolO, poolN []float64
+	logAccForget float64
+	accOK        []bool
+	plausible    []bool
+	lossless     []bool
 	// driftQ is the process noise added every driftEvery reports, up to
 	// the prior variance driftCap.
 	driftQ, driftCap [nStages][]float64
@@ -92,6 +104,7 @@ type Dyno struct {
 	pts       []stagePoint
 	costs     []float64
 	leanest   []int     // per split, the eligible arm that sends the fewest bytes
+	order     []int     // capTax's arms in order of gap
 	floorLo   []float64 // per arm, the exploration floor's minimum (floor.go)
 	floorCost []float64 // per arm, its posterior-mean cost, for the floor
 }
@@ -173,10 +186,9 @@ func (p *Dyno) init() {
 	for i := range p.bytesRatio {
 		p.bytesRatio[i] = 1
 	}
-	p.accS, p.accF, p.accAt = make([]float64, n), make([]float64, n), make([]uint64, n)
-	p.postOK, p.armConflict, p.grpConflict = make([]bool, n), make([]bool, n), make([]bool, n)
-	g := len(p.cm.Manifest.AllowedBits)
-	p.grpS, p.grpN, p.grpE, p.grpAt = make([]float64, g), make([]float64, g), make([]float64, g), make([]uint64, g)
+	p.accS, p.accF = make([]float64, n), make([]float64, n)
+	p.postOK, p.conflict = make([]bool, n), make([]bool, n)
+	p.grpAt = make([]uint64, len(p.cm.Manifest.AllowedBits))
 }
 
 // driftEvery is how often, in reports, the process noise is applied (in
@@ -198,32 +210,19 @@ func (p *Dyno) setup() {
 		}
 	}
 	k := p.cm.Manifest.K()
-	p.lossless = make([]bool, n)
-	p.group = make([]int, n)
-	p.groupArms = make([][]int, len(p.cm.Manifest.AllowedBits))
-	for i, a := range p.cm.Arms() {
-		p.lossless[i] = a.Bits == 32 || a.Split == k
-		for j, b := range p.cm.Manifest.AllowedBits {
-			if b == a.Bits {
-				p.group[i] = j
-			}
-		}
-		if !p.lossless[i] {
-			p.groupArms[p.group[i]] = append(p.groupArms[p.group[i]], i)
-		}
-	}
-	p.logAccForget = math.Log(p.cfg.AccuracyForgetting)
-	p.accOK = make([]bool, n)
 	p.arms = make([]armStatic, n)
 	p.bytesEff = make([]float64, n)
 	for i, b := range p.cm.Bases() {
 		p.arms[i] = armStatic{dev: b.DeviceMs, pack: b.PackMs, cloud: b.CloudMs, unpack: b.UnpackMs, bytes: b.Bytes, split: b.Arm.Split, sends: b.Sends()}
 		p.bytesEff[i] = b.Bytes * p.bytesRatio[i]
 	}
+	p.plausible = make([]bool, n)
+	p.setupAccuracy()
 	p.pts = make([]stagePoint, n)
 	p.costs = make([]float64, n)
 	p.floorCost = make([]float64, n)
 	p.leanest = make([]int, k+1)
+	p.order = make([]int, 0, k+1)
 }
 
 // Name implements Policy.
@@ -264,7 +263,7 @@ func (p *Dyno) predict(i int, f *features, pt *stagePoint) {
 			pt[k] = 0
 			continue
 		}
-		v := p.models[k].predict(f.x[k][:dims[k]])
+		v := p.stage(k).predict(f.x[k][:dims[k]])
 		if hasResidual(k) {
 			v += f.scale[k] * p.res[k][p.arms[i].split]
 		}
@@ -291,7 +290,7 @@ func (p *Dyno) Choose(cond costmodel.Conditions, d *Decision) error {
 		return nil
 	}
 	ds, cs := cond.Slowdowns()
-	md, mt, mr, mq, mc := p.models[stD].m, p.models[stT].m, p.models[stR].m, p.models[stQ].m, p.models[stC].m
+	md, mt, mr, mq, mc := p.models[stD].m, p.stage(stT).m, p.stage(stR).m, p.models[stQ].m, p.models[stC].m
 	// the round trip and the queue are the same for every arm that sends
 	rtt := max(mr[0]*cond.RTTMs+mr[1], 0)
 	queue := max(mq[0]*cond.CloudQueueMs+mq[1], 0)
@@ -340,8 +339,8 @@ func (p *Dyno) Choose(cond costmodel.Conditions, d *Decision) error {
 	// per-stage bound on the coefficients' standard deviation per ms of
 	// prediction
 	var u stagePoint
-	for k, m := range p.models {
-		u[k] = math.Sqrt(m.maxEigen())
+	for k := range p.models {
+		u[k] = math.Sqrt(p.stage(k).maxEigen())
 	}
 	gb := p.grad.at(&p.pts[best])
 	ab := &p.arms[best]
@@ -364,12 +363,12 @@ func (p *Dyno) Choose(cond costmodel.Conditions, d *Decision) error {
 	// arm: their variance per unit of gradient difference, once
 	xR := [2]float64{cond.RTTMs, 1}
 	xQ := [2]float64{cond.CloudQueueMs, 1}
-	vR, vQ := p.models[stR].variance(xR[:]), p.models[stQ].variance(xQ[:])
+	vR, vQ := p.stage(stR).variance(xR[:]), p.models[stQ].variance(xQ[:])
 	if ab.sends {
 		// the best arm's own reports pin the round trip and the queue
 		vR, vQ = 0, 0
 	}
-	mD, mT, mC := p.models[stD], p.models[stT], p.models[stC]
+	mD, mT, mC := p.models[stD], p.stage(stT), p.models[stC]
 	// what the best arm's reports will teach anyway: the direction of its
 	// own regressors in each stage model
 	xbTv := [1]float64{xbT}
@@ -428,6 +427,7 @@ func (p *Dyno) Choose(cond costmodel.Conditions, d *Decision) error {
 		d.Probs[i] = w
 		total += w
 	}
+	total = p.capTax(d.Probs, best, total)
 	d.Probs[best] /= total
 	for _, i := range p.leanest {
 		if i >= 0 && i != best {
@@ -435,6 +435,7 @@ func (p *Dyno) Choose(cond costmodel.Conditions, d *Decision) error {
 		}
 	}
 	p.applyFloor(d, &cond, best, kt)
+	p.safeExplore(&cond, d, bestCost)
 	p.sample(d)
 	return nil
 }
@@ -528,6 +529,14 @@ func (p *Dyno) Learn(r *Report) error {
 	o := &r.Observed
 	y := stagePoint{o.DeviceMs + o.PackMs, o.NetworkMs, o.RTTMs, o.CloudQueueMs, o.CloudMs + o.UnpackMs}
 	var xs [stageDim]float64
+	// the executor's own link posterior, from the class's before this
+	// report
+	var l *linkState
+	if f.scale[stT] > 0 {
+		if l = p.link(r.Executor); l != nil {
+			p.countLink(l)
+		}
+	}
 	for k := 0; k < nStages; k++ {
 		s := f.scale[k]
 		if s <= 0 {
@@ -536,12 +545,14 @@ func (p *Dyno) Learn(r *Report) error {
 		for j := range xs {
 			xs[j] = f.x[k][j] / s
 		}
+		if l != nil && linkIndex(k) >= 0 {
+			p.learnLink(l, k, xs[:dims[k]], y[k]/s)
+		}
 		p.learnStage(k, i, xs[:dims[k]], y[k]/s)
+		p.markSeen(k, xs[:dims[k]])
 	}
 	if p.version%driftEvery == 0 {
-		for k, m := range p.models {
-			m.drift(p.driftQ[k], p.driftCap[k])
-		}
+		p.regrow()
 	}
 	// Evidence fades between signals (an arm dropped on a bad streak comes
 	// back when the streak is forgotten): every report re-checks a share
@@ -550,29 +561,18 @@ func (p *Dyno) Learn(r *Report) error {
 	step := (n + driftEvery - 1) / driftEvery
 	for j := 0; j < step; j++ {
 		a := (int(p.version%driftEvery)*step + j) % n
-		p.accOK[a] = p.accuracyOK(a, p.groupUpper(p.group[a]))
+		p.accOK[a] = p.accuracyOK(a)
 	}
 	if f.scale[stT] > 0 && o.Bytes > 0 {
 		pred := p.cm.Bases()[i].Bytes
 		p.bytesRatio[i] += 0.1 * (o.Bytes/pred - p.bytesRatio[i])
 		p.bytesEff[i] = pred * p.bytesRatio[i]
 	}
+	if !p.lossless[i] && !p.accOK[i] {
+		p.unsafeUsed++
+	}
 	if r.HasAccuracy && !p.lossless[i] {
-		s, f := p.accCounts(i)
-		p.accS[i], p.accF[i], p.accAt[i] = s+r.Accuracy, f+1-r.Accuracy, p.version
-		g := p.group[i]
-		gs, gn, ge := p.groupCounts(g)
-		p.grpS[g], p.grpN[g], p.grpE[g], p.grpAt[g] = gs+r.Accuracy, gn+1, ge+p.cm.Bases()[i].Accuracy, p.version
-		// the arm's own tests moved; its precision's test moved for every
-		// arm of the precision
-		gu := p.groupUpper(g)
-		p.accOK[i] = p.accuracyOK(i, gu)
-		for _, j := range p.groupArms[g] {
-			if j != i {
-				p.grpConflict[j] = p.groupConflict(j, gu)
-				p.accOK[j] = p.postOK[j] && !p.armConflict[j] && !p.grpConflict[j]
-			}
-		}
+		p.signal(i, r.Accuracy)
 	}
 	return nil
 }
@@ -580,14 +580,41 @@ func (p *Dyno) Learn(r *Report) error {
 // learnStage updates stage k's regression and arm i's residual from one
 // standardised observation y at standardised regressors x.
 func (p *Dyno) learnStage(k, i int, x []float64, y float64) {
-	m := p.models[k]
-	sig2 := p.noise[k]
 	var r, vr float64
 	sp := p.arms[i].split
 	if hasResidual(k) {
 		r, vr = p.res[k][sp], p.residualVar(k, sp)
 	}
-	pred := m.predict(x) + r
+	m := p.models[k]
+	sig2 := p.noise[k]
+	ec, pred := p.fit(m, &p.noise[k], &p.det[k], x, y, r, vr)
+	if hasResidual(k) {
+		// the residual learns what the shared coefficients still miss
+		e2 := pred + ec - m.predict(x) - r
+		gain := vr / (vr + sig2)
+		p.res[k][sp] = r + gain*e2
+		p.resVar[k][sp] = vr * sig2 / (vr + sig2)
+		p.resAt[k][sp] = p.version
+	}
+	p.learnNoise(m, &p.noise[k], sig2, x, y, p.residualOf(k, sp))
+}
+
+// residualOf is split sp's residual on stage k (zero where stages have
+// none).
+func (p *Dyno) residualOf(k, sp int) float64 {
+	if hasResidual(k) {
+		return p.res[k][sp]
+	}
+	return 0
+}
+
+// fit is one robust step of a stage regression m (noise variance *noise,
+// change detector *det) on standardised y at x, with an arm residual r of
+// variance vr on top of the regression. It returns the clipped innovation
+// and the prediction before the step.
+func (p *Dyno) fit(m *blr, noise, det *float64, x []float64, y, r, vr float64) (ec, pred float64) {
+	sig2 := *noise
+	pred = m.predict(x) + r
 	e := y - pred
 	sd := math.Sqrt(sig2 + m.variance(x) + vr)
 	// Robustness: an innovation beyond clipZ predictive standard
@@ -597,144 +624,31 @@ func (p *Dyno) learnStage(k, i int, x []float64, y float64) {
 	// The clip is wide because the mean, tails included, is what the cost
 	// needs.
 	const clipZ, detClipZ = 5, 3
-	ec := max(-clipZ*sd, min(clipZ*sd, e))
+	ec = max(-clipZ*sd, min(clipZ*sd, e))
 	// Change detection: an exponentially weighted mean of the standardised
 	// innovations, each clipped at detClipZ so that it takes a run of them
 	// and not one outlier; a run the posterior cannot explain forgets hard
 	// along the observed direction.
 	const detRate = 0.15
-	p.det[k] += detRate * (max(-detClipZ, min(detClipZ, e/sd)) - p.det[k])
+	*det += detRate * (max(-detClipZ, min(detClipZ, e/sd)) - *det)
 	lambda := p.cfg.Forgetting
-	if math.Abs(p.det[k]) > p.cfg.ChangeThreshold {
+	if math.Abs(*det) > p.cfg.ChangeThreshold {
 		lambda = p.cfg.ChangeForgetting
-		p.det[k] = 0
+		*det = 0
 	}
 	m.forget(x, lambda)
 	m.update(x, pred+ec-r, 1/sig2)
-	if hasResidual(k) {
-		// the residual learns what the shared coefficients still miss
-		e2 := pred + ec - m.predict(x) - r
-		gain := vr / (vr + sig2)
-		p.res[k][sp] = r + gain*e2
-		p.resVar[k][sp] = vr * sig2 / (vr + sig2)
-		p.resAt[k][sp] = p.version
-	}
-	// The noise estimate, from what the updated posterior still cannot
-	// explain (a surprise that moves the coefficients is not noise),
-	// outliers clipped at three standard deviations.
-	post := y - m.predict(x)
-	if hasResidual(k) {
-		post -= p.res[k][sp]
-	}
+	return ec, pred
+}
+
+// learnNoise updates the noise estimate from what the updated posterior
+// (and residual r) still cannot explain (a surprise that moves the
+// coefficients is not noise), outliers clipped at three standard
+// deviations; sig2 is the estimate before the step.
+func (p *Dyno) learnNoise(m *blr, noise *float64, sig2 float64, x []float64, y, r float64) {
+	post := y - m.predict(x) - r
 	const noiseRate = 0.02
-	p.noise[k] = max(sig2+noiseRate*(min(post*post, 9*sig2)-sig2), 1e-4)
-}
-
-// accCounts returns arm i's online successes and failures, discounted to
-// now.
-func (p *Dyno) accCounts(i int) (s, f float64) {
-	g := math.Exp(p.logAccForget * float64(p.version-p.accAt[i]))
-	return p.accS[i] * g, p.accF[i] * g
-}
-
-// groupCounts returns precision group g's successes, signals and expected
-// successes, discounted to now.
-func (p *Dyno) groupCounts(g int) (s, n, e float64) {
-	d := math.Exp(p.logAccForget * float64(p.version-p.grpAt[g]))
-	return p.grpS[g] * d, p.grpN[g] * d, p.grpE[g] * d
-}
-
-// groupUpper is the upper bound of precision group g's accuracy offset from
-// its calibration, or +Inf while it has too few signals to judge.
-func (p *Dyno) groupUpper(g int) float64 {
-	gs, gn, ge := p.groupCounts(g)
-	if gn < p.cfg.ConflictMinN {
-		return math.Inf(1)
-	}
-	ph := min(max(gs/gn, 0.01), 0.99)
-	return (gs-ge)/gn + p.cfg.GroupConflictZ*math.Sqrt(ph*(1-ph)/gn)
-}
-
-// refreshEligibility recomputes every arm's accuracy eligibility.
-func (p *Dyno) refreshEligibility() {
-	for i := range p.accOK {
-		p.accOK[i] = p.accuracyOK(i, p.groupUpper(p.group[i]))
-	}
-}
-
-// accuracyPosterior returns arm i's Beta posterior parameters.
-func (p *Dyno) accuracyPosterior(i int) (a, b float64) {
-	base := p.cm.Bases()[i]
-	s, f := p.accCounts(i)
-	n0 := p.cfg.AccuracyPrior
-	return n0*base.Accuracy + s, n0*(1-base.Accuracy) + f
-}
-
-// accuracyOK decides arm i's eligibility by accuracy, given its precision
-// group's offset bound gu (groupUpper).
-func (p *Dyno) accuracyOK(i int, gu float64) bool {
-	b := p.cm.Bases()[i]
-	floor := p.obj.AccuracyFloor
-	if p.lossless[i] || !b.Calibrated {
-		// nothing lossy crosses the link: full-precision accuracy; or no
-		// calibration, acceptable only without a floor
-		p.postOK[i] = p.lossless[i] && b.Accuracy >= floor || !p.lossless[i] && floor == 0
-		p.armConflict[i], p.grpConflict[i] = false, false
-		return p.postOK[i]
-	}
-	// An arm enters when its lower credible bound clears the floor, and
-	// stays while its posterior mean is more than accuracyStayZ standard
-	// deviations above it: without this hysteresis an arm a point or two
-	// above the floor would drop out on every unlucky streak and, chosen
-	// no more, stay out until the streak faded.
-	s, f := p.accCounts(i)
-	n0 := p.cfg.AccuracyPrior
-	a, bb := n0*b.Accuracy+s, n0*(1-b.Accuracy)+f
-	mean := a / (a + bb)
-	sd := math.Sqrt(mean * (1 - mean) / (a + bb + 1))
-	z := p.cfg.AccuracyZ
-	if p.postOK[i] {
-		z = min(z, accuracyStayZ)
-	}
-	p.postOK[i] = mean-z*sd >= floor
-	// Prior-data conflict: the online signals of the arm alone,
-	// confidently below the floor.
-	bar := floor
-	if p.armConflict[i] {
-		bar += conflictHysteresis
-	}
-	p.armConflict[i] = s+f >= p.cfg.ConflictMinN && wilsonUpper(s/(s+f), s+f, p.cfg.ConflictZ) < bar
-	p.grpConflict[i] = p.groupConflict(i, gu)
-	return p.postOK[i] && !p.armConflict[i] && !p.grpConflict[i]
-}
-
-// groupConflict is the shared conflict test of arm i: its precision,
-// across splits, confidently below its calibration by more than the arm's
-// margin (gu is the group's offset bound). An arm found in conflict stays
-// out until its upper bound clears the floor by conflictHysteresis: fading
-// evidence alone must not let a broken arm back in at once (each return
-// costs requests below the floor).
-func (p *Dyno) groupConflict(i int, gu float64) bool {
-	bar := p.obj.AccuracyFloor
-	if p.grpConflict[i] {
-		bar += conflictHysteresis
-	}
-	return p.cm.Bases()[i].Accuracy+gu < bar
-}
-
-// accuracyStayZ is the z of the lower bound an eligible arm must keep.
-const accuracyStayZ = 0.5
-
-// conflictHysteresis is how far above the floor the upper bounds of an arm
-// in conflict must come back before it is eligible again.
-const conflictHysteresis = 0.05
-
-// wilsonUpper is the Wilson score upper bound of a proportion.
-func wilsonUpper(phat, n, z float64) float64 {
-	z2 := z * z
-	centre := phat + z2/(2*n)
-	half := z * math.Sqrt(phat*(1-phat)/n+z2/(4*n*n))
-	return (centre + half) / (1 + z2/n)
+	*noise = max(sig2+noiseRate*(min(post*post, 9*sig2)-sig2), 1e-4)
 }
 
 // Posterior is a summary of dyno's learned state, for inspection and tests.
@@ -762,16 +676,6 @@ func (p *Dyno) Posterior() Posterior {
 	return Posterior{Device: get(stD), Transfer: get(stT), RTT: get(stR), Queue: get(stQ), Cloud: get(stC), NoiseSD: ns}
 }
 
-// Accuracy returns arm i's posterior mean accuracy and whether it is
-// eligible now.
-func (p *Dyno) Accuracy(i int) (mean float64, eligible bool) {
-	if p.lossless[i] {
-		return p.cm.Bases()[i].Accuracy, p.accOK[i]
-	}
-	a, b := p.accuracyPosterior(i)
-	return a / (a + b), p.accOK[i]
-}
-
 // MarshalBinary implements encoding.BinaryMarshaler.
 func (p *Dyno) MarshalBinary() ([]byte, error) {
 	e := p.header(NameDyno)
@@ -787,22 +691,21 @@ func (p *Dyno) MarshalBinary() ([]byte, error) {
 		for _, t := range p.resAt[k] {
 			e.u64(t)
 		}
+		for j := 0; j < dims[k]; j++ {
+			e.u64(p.seen[k][j])
+		}
 	}
 	e.f64s(p.bytesRatio)
 	e.f64s(p.accS)
 	e.f64s(p.accF)
-	for _, t := range p.accAt {
-		e.u64(t)
-	}
-	e.f64s(p.grpS)
-	e.f64s(p.grpN)
-	e.f64s(p.grpE)
 	for _, t := range p.grpAt {
 		e.u64(t)
 	}
 	e.bools(p.postOK)
-	e.bools(p.armConflict)
-	e.bools(p.grpConflict)
+	e.bools(p.conflict)
+	e.bools(p.plausible)
+	e.f64(p.unsafeUsed)
+	p.encodeLinks(e)
 	p.encodeFloor(e)
 	return e.b, nil
 }
@@ -831,6 +734,11 @@ func init() {
 			for j := range p.resAt[k] {
 				p.resAt[k][j] = d.u64(what + ".residual_at")
 			}
+			for j := 0; j < dims[k]; j++ {
+				if p.seen[k][j] = d.u64(what + ".seen"); d.err == nil && p.seen[k][j] > c.version {
+					d.fail("%s.seen: %d is after the version %d", what, p.seen[k][j], c.version)
+				}
+			}
 			if d.err == nil && !(p.noise[k] > 0) {
 				d.fail("%s.noise: %g is not positive", what, p.noise[k])
 			}
@@ -838,19 +746,15 @@ func init() {
 		p.bytesRatio = d.f64s("dyno.bytes_ratio", n)
 		p.accS = d.f64s("dyno.accuracy_successes", n)
 		p.accF = d.f64s("dyno.accuracy_failures", n)
-		for j := range p.accAt {
-			p.accAt[j] = d.u64("dyno.accuracy_at")
-		}
 		g := len(p.grpAt)
-		p.grpS = d.f64s("dyno.group_successes", g)
-		p.grpN = d.f64s("dyno.group_signals", g)
-		p.grpE = d.f64s("dyno.group_expected", g)
 		for j := range p.grpAt {
 			p.grpAt[j] = d.u64("dyno.group_at")
 		}
 		p.postOK = d.bools("dyno.posterior_ok", n)
-		p.armConflict = d.bools("dyno.arm_conflict", n)
-		p.grpConflict = d.bools("dyno.group_conflict", n)
+		p.conflict = d.bools("dyno.table_conflict", n)
+		plausible := d.bools("dyno.plausible", n)
+		p.unsafeUsed = d.finite("dyno.unsafe_used")
+		p.decodeLinks(d, c.version)
 		p.decodeFloor(d)
 		if d.err != nil {
 			return nil, d.err
@@ -863,19 +767,20 @@ func init() {
 			}
 		}
 		for j := 0; j < n; j++ {
-			if p.bytesRatio[j] <= 0 || p.accS[j] < 0 || p.accF[j] < 0 || p.accAt[j] > p.version {
+			if p.bytesRatio[j] <= 0 || p.accS[j] < 0 || p.accF[j] < 0 {
 				return nil, fmt.Errorf("%w: dyno arm %d state out of range", ErrCorrupt, j)
 			}
 		}
 		for j := 0; j < g; j++ {
-			if p.grpS[j] < 0 || p.grpN[j] < p.grpS[j] || p.grpE[j] < 0 || p.grpAt[j] > p.version {
+			if p.grpAt[j] > p.version || p.unsafeUsed < 0 || p.unsafeUsed > float64(p.version) {
 				return nil, fmt.Errorf("%w: dyno precision group %d state out of range", ErrCorrupt, j)
 			}
 		}
 		p.setup()
 		for j := range p.accOK {
-			p.accOK[j] = p.postOK[j] && !p.armConflict[j] && !p.grpConflict[j]
+			p.accOK[j] = p.postOK[j]
 		}
+		p.plausible = plausible
 		return p, nil
 	}
 }

@@ -23,7 +23,9 @@ func TestExploreFloor(t *testing.T) {
 		allowed[i] = i%4 != 1
 	}
 	for _, floor := range []float64{0, 0.2, -1} {
-		p, err := bandit.New(bandit.NameDyno, cm, bandit.Config{Objective: minLatency, Seed: 3, Allowed: allowed, Dyno: bandit.DynoConfig{ExploreFloor: floor, BaselineFloor: floor / 10}})
+		// safe exploration off: it gives held-out arms probability on
+		// purpose (TestSafeExploration)
+		p, err := bandit.New(bandit.NameDyno, cm, bandit.Config{Objective: minLatency, Seed: 3, Allowed: allowed, Dyno: bandit.DynoConfig{ExploreFloor: floor, BaselineFloor: floor / 10, SafeBudget: -1}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -95,6 +95,9 @@ type Report struct {
 	// precision), 0 when not; values in between are soft agreement.
 	Accuracy float64
 	Time     time.Time
+	// Executor is the id of the executor that ran the request; empty
+	// when unknown. Dyno learns the link stages per executor from it.
+	Executor string
 }
 
 // Validate names the first bad field.

@@ -95,6 +95,7 @@ func validateBatch(reg *registry, execID, execKey string, b *api.ReportBatch, no
 			return nil, badField(fmt.Sprintf("batch %d: reports[%d] (seq %d): %s", b.BatchId, i, r.GetSeq(), fe.field), "%s", fe.msg)
 		}
 		it.executor = execID
+		it.report.Executor = execID
 		it.received = now.UnixNano()
 		it.report.Time = now
 		start := len(buf)
@@ -294,6 +295,7 @@ func banditReportOf(t *store.Trace) bandit.Report {
 		Observed: costmodel.Stages{Arm: arm, DeviceMs: s.DeviceMs, PackMs: s.PackMs, Bytes: t.Bytes, NetworkMs: s.NetworkMs, RTTMs: s.RTTMs,
 			CloudQueueMs: s.CloudQueueMs, CloudMs: s.CloudMs, UnpackMs: s.UnpackMs},
 		HasAccuracy: t.HasAccuracy, Accuracy: t.Accuracy, Time: time.Unix(0, t.ReceivedUnixNano),
+		Executor: t.Executor,
 	}
 }
 

@@ -38,10 +38,14 @@ type Scenario struct {
 	Truth Truth `json:"truth"`
 	// Observable says which truth factors the executor can measure and
 	// report as conditions.
-	Observable  Observable  `json:"observable"`
-	Link        Link        `json:"link"`
-	Measurement Measurement `json:"measurement"`
-	Noise       Noise       `json:"noise"`
+	Observable Observable `json:"observable"`
+	Link       Link       `json:"link"`
+	// Fleet, when set, runs the key on several executors of the class,
+	// each on its own link (sim_fleet.go); Link then only sets the
+	// request interval and the defaults.
+	Fleet       []FleetMember `json:"fleet,omitempty"`
+	Measurement Measurement   `json:"measurement"`
+	Noise       Noise         `json:"noise"`
 	// AccuracySignalRate is the share of requests that come back with an
 	// accuracy signal (correct or not); zero means every request.
 	AccuracySignalRate float64 `json:"accuracy_signal_rate,omitempty"`
@@ -355,7 +359,7 @@ func (s *Scenario) Validate() error {
 	if s.Requests <= 0 {
 		return s.bad("requests", "%d: need at least one request", s.Requests)
 	}
-	return nil
+	return s.validateFleet()
 }
 
 func (s *Scenario) validateProfileSpec(name string, p ProfileSpec) error {

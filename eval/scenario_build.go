@@ -24,6 +24,8 @@ type World struct {
 	// and ANS baselines).
 	Layers [][]bandit.LayerStats
 	Trace  *Trace
+	// Fleet are the fleet members' traces, in the scenario's order.
+	Fleet []*Trace
 }
 
 func archByName(name string) *model.Arch {
@@ -118,6 +120,14 @@ func (s *Scenario) Build() (*World, error) {
 	p := s.resolve(s.Link.Trace)
 	if w.Trace, err = LoadTrace(p); err != nil {
 		return nil, s.openErr("link.trace", p, err)
+	}
+	for i, m := range s.Fleet {
+		p := s.resolve(m.Link.Trace)
+		t, err := LoadTrace(p)
+		if err != nil {
+			return nil, s.openErr(fmt.Sprintf("fleet[%d].link.trace", i), p, err)
+		}
+		w.Fleet = append(w.Fleet, t)
 	}
 	return w, nil
 }

@@ -73,6 +73,10 @@ type policyRun struct {
 	dec    bandit.Decision
 	cost   []float64 // true mean cost of the chosen arm, per request
 	regret float64
+	// execRegret is the regret per fleet member
+	execRegret []float64
+	// shared says the policy learns without executor ids (dyno-shared)
+	shared bool
 	slo    int
 	floor  int
 	bytes  float64
@@ -89,6 +93,10 @@ type policyRun struct {
 type seedRun struct {
 	oracle   []float64
 	policies []*policyRun
+	// armTotal is every arm's true cost summed over the run, +Inf for an
+	// arm that truly misses the floor: the best fixed arm in hindsight is
+	// its least entry.
+	armTotal []float64
 }
 
 // newPolicies builds the named policies for one seed.
@@ -103,11 +111,32 @@ func (w *World) newPolicies(names []string, seed uint64, tune *Tuning) ([]*polic
 		if tune != nil {
 			cfg.Dyno, cfg.EGreedy = tune.Dyno, tune.EGreedy
 		}
-		p, err := bandit.New(name, w.Seen, cfg)
+		var p bandit.Policy
+		var err error
+		switch name {
+		case PolicyDynoShared:
+			p, err = bandit.New(bandit.NameDyno, w.Seen, cfg)
+		case PolicyDynoSeparate:
+			pe := &perExecutor{}
+			for e := range max(len(w.Fleet), 1) {
+				c := cfg
+				c.Seed = cfg.Seed + uint64(e)
+				q, qerr := bandit.New(bandit.NameDyno, w.Seen, c)
+				if qerr != nil {
+					err = qerr
+					break
+				}
+				pe.ps = append(pe.ps, q)
+			}
+			p = pe
+		default:
+			p, err = bandit.New(name, w.Seen, cfg)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("scenario %s: policy %s: %w", w.Scenario.Name, name, err)
 		}
-		out[j] = &policyRun{name: name, p: p, arms: make([]int, len(w.Seen.Arms()))}
+		out[j] = &policyRun{name: name, p: p, arms: make([]int, len(w.Seen.Arms())), shared: name == PolicyDynoShared,
+			execRegret: make([]float64, len(w.Fleet))}
 	}
 	return out, nil
 }
@@ -159,7 +188,12 @@ func (w *World) runSeed(names []string, seedIndex, n int, tune *Tuning, emit emi
 		trueOK[i], _ = w.True.Eligible(i, obj, nil)
 	}
 	trueCost := make([]float64, nArms)
-	run := &seedRun{oracle: make([]float64, n), policies: pols}
+	run := &seedRun{oracle: make([]float64, n), policies: pols, armTotal: make([]float64, nArms)}
+	for a := range run.armTotal {
+		if !trueOK[a] {
+			run.armTotal[a] = math.Inf(1)
+		}
+	}
 	lognormal := func(sigma float64) float64 {
 		if sigma == 0 {
 			return 1
@@ -167,19 +201,41 @@ func (w *World) runSeed(names []string, seedIndex, n int, tune *Tuning, emit emi
 		// mean-one log-normal
 		return math.Exp(sigma*rng.NormFloat64() - sigma*sigma/2)
 	}
-	measured := 0.0
+	// the links: the scenario's, or one per fleet member (offsets drawn
+	// after the scenario's, so that a scenario without a fleet draws as
+	// before)
+	links := []*execLink{{trace: w.Trace, offset: offset, scale: scale, minMbps: minMbps, rttMs: s.Link.RTTMs, eff: 1}}
+	if len(s.Fleet) > 0 {
+		links = links[:0]
+		for e, m := range s.Fleet {
+			l := &execLink{trace: w.Fleet[e], offset: rng.Float64() * w.Fleet[e].Period(), scale: simOrOne(m.Link.Scale),
+				minMbps: m.Link.MinMbps, rttMs: m.Link.RTTMs, eff: simOrOne(m.LinkEfficiency)}
+			if l.minMbps == 0 {
+				l.minMbps = minMbps
+			}
+			links = append(links, l)
+		}
+	}
 	reportedQueue := 0.0
 	for i := 0; i < n; i++ {
 		f := s.factorsAt(i)
-		nominal := w.Trace.At(offset+float64(i)*interval/1000) * scale
-		delivered := math.Max(nominal*f.link, minMbps)
-		sample := math.Max(nominal*lognormal(s.Measurement.BandwidthNoise), minMbps)
-		if i == 0 {
-			measured = sample
+		ex := i % len(links)
+		lk := links[ex]
+		nominal := lk.trace.At(lk.offset+float64(lk.n)*interval/1000) * lk.scale
+		delivered := math.Max(nominal*f.link*lk.eff, lk.minMbps)
+		sample := math.Max(nominal*lognormal(s.Measurement.BandwidthNoise), lk.minMbps)
+		if lk.n == 0 {
+			lk.measured = sample
 		} else {
-			measured = ewma*sample + (1-ewma)*measured
+			lk.measured = ewma*sample + (1-ewma)*lk.measured
 		}
-		rtt := s.Link.RTTMs
+		lk.n++
+		measured := lk.measured
+		rtt := lk.rttMs
+		execID := ""
+		if len(s.Fleet) > 0 {
+			execID = s.Fleet[ex].Name
+		}
 		cond := costmodel.Conditions{
 			BandwidthMbps: measured,
 			RTTMs:         rtt * lognormal(s.Measurement.RTTNoise),
@@ -195,6 +251,7 @@ func (w *World) runSeed(names []string, seedIndex, n int, tune *Tuning, emit emi
 		oracle := math.Inf(1)
 		for a := range bases {
 			trueCost[a] = obj.PredictCost(&bases[a], &truth)
+			run.armTotal[a] += trueCost[a]
 			if trueOK[a] && trueCost[a] < oracle {
 				oracle = trueCost[a]
 			}
@@ -206,6 +263,16 @@ func (w *World) runSeed(names []string, seedIndex, n int, tune *Tuning, emit emi
 		uAcc, uSig := rng.Float64(), rng.Float64()
 		queue := f.queueMs * nQ
 		for j, pr := range pols {
+			id := execID
+			if pr.shared {
+				id = ""
+			}
+			switch p := pr.p.(type) {
+			case *perExecutor:
+				p.SetExecutor(ex)
+			case interface{ SetExecutor(string) }:
+				p.SetExecutor(id)
+			}
 			a, prob, version := nArms-1, 1.0, pr.p.Version()
 			if err := pr.p.Choose(cond, &pr.dec); err != nil {
 				// a policy that cannot choose runs device-only, counted
@@ -227,6 +294,9 @@ func (w *World) runSeed(names []string, seedIndex, n int, tune *Tuning, emit emi
 			}
 			pr.cost[i] = trueCost[a]
 			pr.regret += trueCost[a] - oracle
+			if len(pr.execRegret) > 0 {
+				pr.execRegret[ex] += trueCost[a] - oracle
+			}
 			if obj.MeetsSLO(obs.LatencyMs()) {
 				pr.slo++
 			}
@@ -236,7 +306,7 @@ func (w *World) runSeed(names []string, seedIndex, n int, tune *Tuning, emit emi
 			pr.bytes += obs.Bytes
 			pr.arms[a]++
 			rep := bandit.Report{
-				Conditions: cond, Arm: st.Arm, Propensity: prob, PolicyVersion: version, Observed: obs,
+				Conditions: cond, Arm: st.Arm, Propensity: prob, PolicyVersion: version, Observed: obs, Executor: id,
 			}
 			if uSig < sigRate {
 				rep.HasAccuracy = true

@@ -20,6 +20,8 @@ func WriteScenario(w io.Writer, r *ScenarioResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "policy\tmean cost\tregret\t±sd\tSLO met\tfloor met\tKB/req\ttop arms\t")
 	fmt.Fprintf(tw, "oracle\t%.2f\t0\t\t\t\t\t\t\n", r.OracleMeanCost)
+	fmt.Fprintf(tw, "best fixed arm\t%.2f\t%.0f\t%.0f\t\t\t\t%s\t\n",
+		r.OracleMeanCost+r.BestFixed.Regret/float64(max(r.Requests, 1)), r.BestFixed.Regret, r.BestFixed.RegretSD, r.BestFixed.Arm)
 	for _, p := range r.Policies {
 		fmt.Fprintf(tw, "%s\t%.2f\t%.0f\t%.0f\t%.1f%%\t%.2f%%\t%.1f\t%s\t\n",
 			p.Policy, p.MeanCost, p.Regret, p.RegretSD, 100*p.SLOShare, 100*p.FloorShare, p.MeanKB, topArms(p.Arms, 3))
@@ -34,7 +36,19 @@ func WriteScenario(w io.Writer, r *ScenarioResult) error {
 				parts = append(parts, fmt.Sprintf("%s %s", p.Policy, recoveryText(p.Recovery[ci].Requests)))
 			}
 		}
-		fmt.Fprintf(w, "recovery after the change at request %d (rolling mean within 5%% of the oracle): %s\n", at, strings.Join(parts, ", "))
+		fmt.Fprintf(w, "recovery after the change at request %d (conditions %s; rolling mean within 5%% of the oracle): %s\n", at, betterText(r.ChangeBetter[ci]), strings.Join(parts, ", "))
+	}
+	if len(r.Executors) > 0 {
+		for _, p := range r.Policies {
+			var parts []string
+			for e, v := range p.ExecutorRegret {
+				parts = append(parts, fmt.Sprintf("%s %.0f", r.Executors[e], v))
+			}
+			fmt.Fprintf(w, "regret per executor, %s: %s\n", p.Policy, strings.Join(parts, ", "))
+		}
+		if f := r.FleetRatios(); f != nil {
+			fmt.Fprintf(w, "fleet: dyno / dyno-separate per executor at most %.3f; dyno-shared / dyno per executor at least %.2f\n", f.WorstVsSeparate, f.LeastSharedOver)
+		}
 	}
 	for _, p := range r.Policies {
 		if p.Errors > 0 {
@@ -56,6 +70,13 @@ func truthLabel(r *ScenarioResult) string {
 		return "profiles wrong"
 	}
 	return "profiles and calibration wrong"
+}
+
+func betterText(better bool) string {
+	if better {
+		return "better"
+	}
+	return "worse"
 }
 
 func recoveryText(n int) string {
@@ -121,8 +142,31 @@ func WriteRegretTable(w io.Writer, rs []*ScenarioResult) error {
 		}
 		fmt.Fprintln(tw)
 	}
+	fmt.Fprint(tw, "best fixed arm\t")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%.0f\t", r.BestFixed.Regret)
+	}
+	fmt.Fprintln(tw)
 	ratio("dyno/static", "static")
 	ratio("dyno/ans", "ans")
+	fmt.Fprint(tw, "dyno/best fixed\t")
+	for _, r := range rs {
+		if d := r.Policy("dyno"); d != nil && r.BestFixed.Regret != 0 {
+			fmt.Fprintf(tw, "%.3f\t", d.Regret/r.BestFixed.Regret)
+		} else {
+			fmt.Fprint(tw, "-\t")
+		}
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprint(tw, "dyno regret/oracle\t")
+	for _, r := range rs {
+		if d := r.Policy("dyno"); d != nil && r.OracleMeanCost > 0 {
+			fmt.Fprintf(tw, "%.2f%%\t", 100*d.Regret/(r.OracleMeanCost*float64(r.Requests)))
+		} else {
+			fmt.Fprint(tw, "-\t")
+		}
+	}
+	fmt.Fprintln(tw)
 	fmt.Fprint(tw, "dyno floor broken\t")
 	for _, r := range rs {
 		if d := r.Policy("dyno"); d != nil {
@@ -132,7 +176,7 @@ func WriteRegretTable(w io.Writer, rs []*ScenarioResult) error {
 		}
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprint(tw, "dyno recovery\t")
+	fmt.Fprint(tw, "dyno recovery (b better, w worse)\t")
 	for _, r := range rs {
 		d := r.Policy("dyno")
 		if d == nil || len(d.Recovery) == 0 {
@@ -141,10 +185,14 @@ func WriteRegretTable(w io.Writer, rs []*ScenarioResult) error {
 		}
 		var parts []string
 		for _, rc := range d.Recovery {
+			dir := "w"
+			if rc.Better {
+				dir = "b"
+			}
 			if rc.Requests < 0 {
-				parts = append(parts, "never")
+				parts = append(parts, dir+":never")
 			} else {
-				parts = append(parts, strconv.Itoa(rc.Requests))
+				parts = append(parts, dir+":"+strconv.Itoa(rc.Requests))
 			}
 		}
 		fmt.Fprintf(tw, "%s\t", strings.Join(parts, "/"))

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/dynoml/dyno/bandit"
+	"github.com/dynoml/dyno/costmodel"
 )
 
 // Options tune a simulation run. Zero values take the defaults named.
@@ -45,7 +46,7 @@ func (o *Options) resolve() error {
 	if len(o.Policies) == 0 {
 		return fmt.Errorf("%w: policies: empty", ErrInvalidOptions)
 	}
-	known := map[string]bool{}
+	known := map[string]bool{PolicyDynoShared: true, PolicyDynoSeparate: true}
 	for _, n := range bandit.Names() {
 		known[n] = true
 	}
@@ -104,8 +105,17 @@ type ScenarioResult struct {
 	// OracleMeanCost is the oracle's mean cost per request.
 	OracleMeanCost float64        `json:"oracle_mean_cost"`
 	Policies       []PolicyResult `json:"policies"`
-	// Changes are the request counts of the truth's abrupt changes.
-	Changes []int `json:"changes,omitempty"`
+	// BestFixed is the best fixed arm in hindsight: per seed, the arm
+	// that truly meets the floor with the least total true cost, run for
+	// every request.
+	BestFixed FixedResult `json:"best_fixed"`
+	// Changes are the request counts of the truth's abrupt changes, and
+	// ChangeBetter says, per change, whether it made the oracle's cost
+	// lower (conditions improved) or not.
+	Changes      []int  `json:"changes,omitempty"`
+	ChangeBetter []bool `json:"change_better,omitempty"`
+	// Executors names the fleet members, when the scenario has a fleet.
+	Executors []string `json:"executors,omitempty"`
 	// Curves are the learning curves, averaged over seeds.
 	Curves []CurvePoint `json:"-"`
 }
@@ -130,10 +140,22 @@ type PolicyResult struct {
 	Arms []ArmCount `json:"arms"`
 	// Recovery is the recovery after each abrupt change.
 	Recovery []Recovery `json:"recovery,omitempty"`
+	// ExecutorRegret is the regret per fleet member (Scenario.Fleet
+	// order), mean over seeds.
+	ExecutorRegret []float64 `json:"executor_regret,omitempty"`
 	// Errors counts requests on which the policy failed to choose or to
 	// learn (it then ran device-only); Error is the first such error.
 	Errors int    `json:"errors,omitempty"`
 	Error  string `json:"error,omitempty"`
+}
+
+// FixedResult is the best fixed arm in hindsight: its regret against the
+// oracle, mean and standard deviation over seeds, and the arm that was best
+// on most seeds.
+type FixedResult struct {
+	Arm      string  `json:"arm"`
+	Regret   float64 `json:"regret"`
+	RegretSD float64 `json:"regret_sd"`
 }
 
 // ArmCount is one bar of the arm histogram.
@@ -149,6 +171,9 @@ type ArmCount struct {
 type Recovery struct {
 	At       int `json:"at"`
 	Requests int `json:"requests"`
+	// Better says that conditions improved at the change (the oracle's
+	// mean cost after it is below its mean cost before).
+	Better bool `json:"better"`
 }
 
 // CurvePoint is one point of a learning curve.
@@ -255,6 +280,21 @@ func summarise(w *World, runs []*seedRun, opt *Options) *ScenarioResult {
 	}
 	res.OracleMeanCost = simMean(oracle)
 	arms := w.Seen.Arms()
+	res.BestFixed = bestFixed(runs, arms)
+	for _, m := range s.Fleet {
+		res.Executors = append(res.Executors, m.Name)
+	}
+	for ci, at := range res.Changes {
+		end := n
+		if ci+1 < len(res.Changes) {
+			end = res.Changes[ci+1]
+		}
+		start := 0
+		if ci > 0 {
+			start = res.Changes[ci-1]
+		}
+		res.ChangeBetter = append(res.ChangeBetter, simMean(oracle[at:end]) < simMean(oracle[start:at]))
+	}
 	for j, name := range opt.Policies {
 		pr := PolicyResult{Policy: name}
 		cost := make([]float64, n)
@@ -266,6 +306,12 @@ func summarise(w *World, runs []*seedRun, opt *Options) *ScenarioResult {
 				cost[i] += v / seeds
 			}
 			regrets = append(regrets, p.regret)
+			if len(p.execRegret) > 0 && pr.ExecutorRegret == nil {
+				pr.ExecutorRegret = make([]float64, len(p.execRegret))
+			}
+			for e, v := range p.execRegret {
+				pr.ExecutorRegret[e] += v / seeds
+			}
 			pr.SLOShare += float64(p.slo) / float64(n) / seeds
 			pr.FloorShare += float64(p.floor) / float64(n) / seeds
 			pr.MeanKB += p.bytes / float64(n) / 1000 / seeds
@@ -290,7 +336,7 @@ func summarise(w *World, runs []*seedRun, opt *Options) *ScenarioResult {
 			if ci+1 < len(res.Changes) {
 				end = res.Changes[ci+1]
 			}
-			pr.Recovery = append(pr.Recovery, Recovery{At: at, Requests: recovery(cost, oracle, at, end, opt.Window, opt.Tolerance)})
+			pr.Recovery = append(pr.Recovery, Recovery{At: at, Requests: recovery(cost, oracle, at, end, opt.Window, opt.Tolerance), Better: res.ChangeBetter[ci]})
 		}
 		res.Policies = append(res.Policies, pr)
 		// learning curve
@@ -310,6 +356,37 @@ func summarise(w *World, runs []*seedRun, opt *Options) *ScenarioResult {
 		}
 	}
 	return res
+}
+
+// bestFixed finds, per seed, the arm of least total true cost among those
+// that truly meet the floor, and averages its regret over seeds.
+func bestFixed(runs []*seedRun, arms []costmodel.Arm) FixedResult {
+	regrets := make([]float64, 0, len(runs))
+	wins := make([]int, len(arms))
+	for _, r := range runs {
+		best := -1
+		for a, t := range r.armTotal {
+			if best < 0 || t < r.armTotal[best] {
+				best = a
+			}
+		}
+		var o float64
+		for _, v := range r.oracle {
+			o += v
+		}
+		regrets = append(regrets, r.armTotal[best]-o)
+		wins[best]++
+	}
+	var fr FixedResult
+	fr.Regret, fr.RegretSD = simMeanSD(regrets)
+	top := 0
+	for a, c := range wins {
+		if c > wins[top] {
+			top = a
+		}
+	}
+	fr.Arm = arms[top].String()
+	return fr
 }
 
 // recovery is the number of requests after the change at `at` until the

@@ -324,6 +324,10 @@ func (a *Agent) adopt(p *api.Policy) error {
 		return fmt.Errorf("version %d: %w", p.GetVersion(), err)
 	}
 	pol.Reseed(a.cfg.Seed ^ p.GetVersion())
+	// a policy that learns the link per executor decides with this one's
+	if l, ok := pol.(interface{ SetExecutor(id string) }); ok {
+		l.SetExecutor(a.cfg.ExecutorID)
+	}
 	a.policy.Store(&held{version: p.GetVersion(), kind: p.GetBanditKind(), p: pol})
 	return nil
 }

@@ -3,6 +3,7 @@ package dynoctl
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -22,6 +23,7 @@ func newSimCmd() *cobra.Command {
 		parallel  int
 		curves    string
 		traces    string
+		dynoSet   []string
 		floor     float64
 		baseFloor float64
 	)
@@ -53,6 +55,16 @@ Policies: ` + strings.Join(bandit.Names(), ", ") + `.`,
 			}
 			opt := eval.Options{Policies: names, Seeds: seeds, Requests: requests, Parallel: parallel, Traces: traces,
 				Dyno: bandit.DynoConfig{ExploreFloor: floor, BaselineFloor: baseFloor}}
+			for _, kv := range dynoSet {
+				k, v, ok := strings.Cut(kv, "=")
+				f, err := strconv.ParseFloat(v, 64)
+				if !ok || err != nil {
+					return usageError{fmt.Errorf("--dyno %q: want NAME=NUMBER", kv)}
+				}
+				if err := opt.Dyno.Set(k, f); err != nil {
+					return usageError{err}
+				}
+			}
 			ss, err := eval.LoadScenarios(scenarios...)
 			if err != nil {
 				return badInput(err)
@@ -98,5 +110,6 @@ Policies: ` + strings.Join(bandit.Names(), ", ") + `.`,
 	f.Float64Var(&floor, "explore-floor", 0, fmt.Sprintf("dyno's exploration floor: the share of probability spread over every eligible arm (0: the default %g; negative: off)", bandit.DefaultExploreFloor))
 	f.Float64Var(&baseFloor, "baseline-floor", 0, fmt.Sprintf("dyno's floor on each baseline's arm (static, device, cloud), capped to a tenth of the best cost (0: the default %g; negative: off)", bandit.DefaultBaselineFloor))
 	f.StringVar(&traces, "traces", "", "write every simulated request as trace records (docs/traces.md) into this directory, one JSON Lines file per scenario, policy and seed")
+	f.StringArrayVar(&dynoSet, "dyno", nil, "set one of dyno's tuning fields, NAME=NUMBER (repeatable; names as in docs/bandit.md, e.g. explore_tax=0.01)")
 	return cmd
 }
