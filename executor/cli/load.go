@@ -30,6 +30,7 @@ type loadFlags struct {
 	feedback, json        bool
 	seed                  uint64
 	deviceSlowdown        float64
+	every                 int
 }
 
 // newLoadCmd is `dyno-executor load`: an application load on a running
@@ -79,6 +80,7 @@ the stages the executor measured.`,
 	fl.BoolVar(&f.feedback, "feedback", false, "send labels as Feedback after each answer instead of with the request")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of random inputs")
 	fl.Float64Var(&f.deviceSlowdown, "device-slowdown", 0, "the device's slowdown against its profile in the prediction (0: the executor's emulated slowdown; 1 for a profile of the emulated class itself)")
+	fl.IntVar(&f.every, "every", 0, "print a progress line every this many answers (0: only the summary)")
 	fl.BoolVar(&f.json, "json", false, "print the summary as one JSON object instead of lines")
 	return cmd
 }
@@ -93,6 +95,8 @@ func runLoad(cmd *cobra.Command, f loadFlags) error {
 		return usageError{fmt.Errorf("--requests %d, --in-flight %d: want zero or more, and at least 1", f.requests, f.inFlight)}
 	case !(f.rate >= 0) || math.IsInf(f.rate, 0):
 		return usageError{fmt.Errorf("--rate %g: want zero or a finite positive rate", f.rate)}
+	case f.every < 0:
+		return usageError{fmt.Errorf("--every %d: want zero or more", f.every)}
 	case (f.model == "") != (f.deviceClass == ""):
 		return usageError{errors.New("--model and --device-class go together (the prediction needs both)")}
 	case f.deviceSlowdown != 0 && !(f.deviceSlowdown >= 1) || math.IsInf(f.deviceSlowdown, 0):
@@ -165,8 +169,23 @@ func runLoad(cmd *cobra.Command, f loadFlags) error {
 		where = "EMULATED: " + e
 	}
 	fmt.Fprintf(out, "load: %s at %s [%s], key %s, depth %d; %s\n", desc.GetModel(), f.target, where, desc.GetKey(), desc.GetDepth(), mode)
+	var each func(load.Sample)
+	if f.every > 0 {
+		var win window
+		served, k := 0, 0 // k: the block count, the largest split
+		for _, a := range desc.GetArms() {
+			k = max(k, int(a.GetSplit()))
+		}
+		each = func(s load.Sample) {
+			win.add(s, k)
+			if served++; served%f.every == 0 {
+				fmt.Fprintf(out, "load: %d answered; last %d: %s, policy v%d\n", served, win.n, win.summary(), s.Resp.GetPolicyVersion())
+				win = window{}
+			}
+		}
+	}
 	sum, runErr := load.Run(ctx, load.Config{Client: c, Inputs: inputs, Shape: desc.GetInputShape(), Requests: f.requests,
-		Duration: f.duration, Rate: f.rate, InFlight: f.inFlight, Feedback: f.feedback})
+		Duration: f.duration, Rate: f.rate, InFlight: f.inFlight, Feedback: f.feedback, Each: each})
 	if sum != nil {
 		printLoad(out, sum, cm, desc)
 	}
