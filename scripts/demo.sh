@@ -8,7 +8,7 @@ mkdir -p bin out/demo
 echo "demo: building dyno-controller, dyno-executor and dynoctl into bin/"
 go build -o bin/ ./cmd/...
 
-traces=../shared/traces
+traces=${DYNO_TRACES:-../shared/traces}
 slow_trace=$traces/norway-3g/tram.jernbanetorget-ljabru-report.2010-12-09_1222CET.log
 fast_trace=$traces/norway-3g/bus.ljansbakken-oslo-report.2010-09-28_1407CEST.log
 for f in "$slow_trace" "$fast_trace"; do
