@@ -47,7 +47,10 @@ TXT
 work=out/demo/loop
 rm -rf "$work" && mkdir -p "$work"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {
+  for p in "${pids[@]}" $(cat "$work/device.pids" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
 trap cleanup EXIT
 
 # Credentials: a self-signed certificate for 127.0.0.1 and three secrets.
@@ -90,16 +93,18 @@ device() {
     --cloud "$cloud" --cloud-ca "$work/tls.crt" --cloud-token-file "$work/cloud.token" \
     --trace "$3" --trace-offset "$4" --rtt 40 --slowdown "$2" \
     --api-socket "$sock" --api-insecure --api-token-file "$work/app.token" --depth 4 >>"$work/$1.log" 2>&1 &
-  local pid=$!
+  local pid=$! rc=0
+  echo $pid >>"$work/device.pids"
   for _ in $(seq 150); do
     [[ $(grep -c "serving the Device API" "$work/$1.log" 2>/dev/null) -gt ${before:-0} ]] && break
     kill -0 $pid 2>/dev/null || break
     sleep 0.2
   done
-  bin/dyno-executor load --target "unix://$sock" --token-file "$work/app.token" --insecure --requests "$5" \
-    --inputs random --seed "${#1}" --every 50 | sed "s/^load: /$1 app: /"
+  bin/dyno-executor load --target "unix:$sock" --token-file "$work/app.token" --insecure --requests "$5" \
+    --inputs random --seed "${#1}" --every 50 | sed "s/^load: /$1 app: /" || rc=$?
   kill -TERM $pid 2>/dev/null || true
   while kill -0 $pid 2>/dev/null; do sleep 0.1; done
+  return $rc
 }
 echo
 echo "--- learning: two emulated devices, $requests requests each"

@@ -63,7 +63,7 @@ the stages the executor measured.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runLoad(cmd, f) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.target, "target", "", "the device executor's Device API: host:port or unix:///path")
+	fl.StringVar(&f.target, "target", "", "the device executor's Device API: host:port, unix:///absolute/path or unix:relative/path")
 	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the Device API's token")
 	fl.StringVar(&f.ca, "ca", "", "CA certificate (PEM) of the Device API's TLS certificate")
 	fl.BoolVar(&f.insecure, "insecure", false, "plaintext to the Device API")

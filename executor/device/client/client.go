@@ -37,7 +37,8 @@ type Options struct {
 }
 
 // Dial connects to the executor at target: "host:port", or
-// "unix:///path/to/socket" for its unix socket. The connection is lazy.
+// "unix:///absolute/path" or "unix:relative/path" for its unix socket.
+// The connection is lazy.
 func Dial(target string, o Options) (*Client, error) {
 	if target == "" {
 		return nil, errors.New("client: no target address")
