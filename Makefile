@@ -45,9 +45,28 @@ examples: ## Regenerate the shipped cost-model examples in examples/
 models: deps ## Build the model zoo and the trained reference classifier into models/ (cached)
 	@./scripts/models.sh
 
+.PHONY: dist
+dist: deps ## Release tarballs for linux/amd64 and linux/arm64 into dist/ (binaries, ONNX Runtime, systemd units, example config, licences; docs/deploy.md), each checked by dist-check
+	@./scripts/cross-deps.sh
+	@./scripts/dist.sh >/dev/null
+	@./scripts/dist-check.sh amd64
+	@./scripts/dist-check.sh arm64
+
+.PHONY: dist-check
+dist-check: deps models ## Build the linux/arm64 tarball and run it under qemu-user: --version of each binary, and profiling models/tinynet with the bundled ONNX Runtime
+	@./scripts/cross-deps.sh
+	@DIST_ARCHES=arm64 ./scripts/dist.sh >/dev/null
+	@./scripts/dist-check.sh arm64
+
+.PHONY: guide-check
+guide-check: deps ## Build this machine's release tarball and run docs/deploy.md's sh blocks as written (controller, cloud and device executor on loopback)
+	@DIST_ARCHES=$$($(GO) env GOARCH) ./scripts/dist.sh >/dev/null
+	@./scripts/guide-check.sh
+
 .PHONY: test
-test: deps lint proto-check models influxd ## Run every test (race detector on) against the real parts
-	$(GO) test -race -count=1 -timeout 40m ./...
+test: deps lint proto-check models dist-check guide-check ## Run every test (race detector on) against the real parts; starts influxd for them and stops it after, unless one was running already
+	@./scripts/influxd.sh build
+	./scripts/influxd.sh with $(GO) test -race -count=1 -timeout 40m ./...
 
 .PHONY: bench
 bench: deps ## Run the benchmarks and print the summary tables
@@ -58,8 +77,8 @@ demo: deps models influxd ## Run the whole loop on one machine (controller, clou
 	@./scripts/demo.sh
 
 .PHONY: clean
-clean: ## Remove build outputs and fetched parts (.cache/, bin/, models/)
-	rm -rf bin/ .cache/ models/ out/
+clean: ## Remove build outputs and fetched parts (.cache/, bin/, models/, dist/)
+	rm -rf bin/ .cache/ models/ out/ dist/
 
 # InfluxDB for the learning curves: influxd 1.8.3 built from the Go module
 # proxy (scripts/influxd.sh). The controller's tests use the one started

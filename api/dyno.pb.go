@@ -531,7 +531,9 @@ type Policy struct {
 	PublishedUnixNano int64  `protobuf:"varint,15,opt,name=published_unix_nano,json=publishedUnixNano,proto3" json:"published_unix_nano,omitempty"`
 	// Why this version was published: "start", "reports", "timer", "pin",
 	// "unpin", "reset", "objective".
-	Reason        string `protobuf:"bytes,16,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,16,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Set only in Admin.GetPolicy answers, never in published versions.
+	Summary       *PolicySummary `protobuf:"bytes,60,opt,name=summary,proto3" json:"summary,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -676,6 +678,13 @@ func (x *Policy) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *Policy) GetSummary() *PolicySummary {
+	if x != nil {
+		return x.Summary
+	}
+	return nil
 }
 
 type RegisterRequest struct {
@@ -949,6 +958,9 @@ type Report struct {
 	// evaluation uses it); empty otherwise. It sums to 1 and
 	// probs[arm] = propensity.
 	Probs []float64 `protobuf:"fixed64,15,rep,packed,name=probs,proto3" json:"probs,omitempty"`
+	// The precisions of the manifest the arm indices (eligible, probs) refer
+	// to, in its order: offline evaluation rebuilds the arm order from them.
+	AllowedBits []uint32 `protobuf:"varint,40,rep,packed,name=allowed_bits,json=allowedBits,proto3" json:"allowed_bits,omitempty"`
 	// The accuracy signal is shadow agreement: the output of the arm
 	// compared with the full-precision output for the same unlabelled input,
 	// under the model's metric.
@@ -1088,6 +1100,13 @@ func (x *Report) GetPolicyKind() string {
 func (x *Report) GetProbs() []float64 {
 	if x != nil {
 		return x.Probs
+	}
+	return nil
+}
+
+func (x *Report) GetAllowedBits() []uint32 {
+	if x != nil {
+		return x.AllowedBits
 	}
 	return nil
 }
@@ -1443,9 +1462,13 @@ type StatusResponse struct {
 	// The resident set split: anonymous memory (heap, stacks: what the
 	// process holds) and file-backed pages (the store's memory map: page
 	// cache the kernel reclaims under pressure).
-	AnonRssBytes  uint64 `protobuf:"varint,24,opt,name=anon_rss_bytes,json=anonRssBytes,proto3" json:"anon_rss_bytes,omitempty"`
-	FileRssBytes  uint64 `protobuf:"varint,25,opt,name=file_rss_bytes,json=fileRssBytes,proto3" json:"file_rss_bytes,omitempty"`
-	GoSysBytes    uint64 `protobuf:"varint,26,opt,name=go_sys_bytes,json=goSysBytes,proto3" json:"go_sys_bytes,omitempty"`
+	AnonRssBytes uint64 `protobuf:"varint,24,opt,name=anon_rss_bytes,json=anonRssBytes,proto3" json:"anon_rss_bytes,omitempty"`
+	FileRssBytes uint64 `protobuf:"varint,25,opt,name=file_rss_bytes,json=fileRssBytes,proto3" json:"file_rss_bytes,omitempty"`
+	GoSysBytes   uint64 `protobuf:"varint,26,opt,name=go_sys_bytes,json=goSysBytes,proto3" json:"go_sys_bytes,omitempty"`
+	// The store file's device and inode, so that a client on the same host
+	// can tell a path that is the live store (dynoctl backup refuses it).
+	StoreDevice   uint64 `protobuf:"varint,60,opt,name=store_device,json=storeDevice,proto3" json:"store_device,omitempty"`
+	StoreInode    uint64 `protobuf:"varint,61,opt,name=store_inode,json=storeInode,proto3" json:"store_inode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1658,6 +1681,20 @@ func (x *StatusResponse) GetFileRssBytes() uint64 {
 func (x *StatusResponse) GetGoSysBytes() uint64 {
 	if x != nil {
 		return x.GoSysBytes
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetStoreDevice() uint64 {
+	if x != nil {
+		return x.StoreDevice
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetStoreInode() uint64 {
+	if x != nil {
+		return x.StoreInode
 	}
 	return 0
 }
@@ -1884,8 +1921,11 @@ func (x *ListKeysResponse) GetKeys() []*KeyInfo {
 }
 
 type GetPolicyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The conditions the summary is computed at (0: 10 Mbit/s, 40 ms).
+	BandwidthMbps float64 `protobuf:"fixed64,60,opt,name=bandwidth_mbps,json=bandwidthMbps,proto3" json:"bandwidth_mbps,omitempty"`
+	RttMs         float64 `protobuf:"fixed64,61,opt,name=rtt_ms,json=rttMs,proto3" json:"rtt_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1927,6 +1967,264 @@ func (x *GetPolicyRequest) GetKey() string {
 	return ""
 }
 
+func (x *GetPolicyRequest) GetBandwidthMbps() float64 {
+	if x != nil {
+		return x.BandwidthMbps
+	}
+	return 0
+}
+
+func (x *GetPolicyRequest) GetRttMs() float64 {
+	if x != nil {
+		return x.RttMs
+	}
+	return 0
+}
+
+// PolicySummary says what a policy does at some conditions: its greedy arm
+// (the lowest expected cost under the posterior, or its most probable arm
+// where it has no posterior), the arms it is most likely to choose, the
+// static DynO scheduler's choice for comparison, and the posterior means
+// of the stage coefficients where the bandit has them.
+type PolicySummary struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Conditions         *Conditions            `protobuf:"bytes,1,opt,name=conditions,proto3" json:"conditions,omitempty"`
+	Greedy             *Arm                   `protobuf:"bytes,2,opt,name=greedy,proto3" json:"greedy,omitempty"`
+	GreedyProbability  float64                `protobuf:"fixed64,3,opt,name=greedy_probability,json=greedyProbability,proto3" json:"greedy_probability,omitempty"`
+	GreedyExpectedCost float64                `protobuf:"fixed64,4,opt,name=greedy_expected_cost,json=greedyExpectedCost,proto3" json:"greedy_expected_cost,omitempty"`
+	// Where the expected costs come from: "posterior" or "costmodel".
+	CostFrom      string          `protobuf:"bytes,5,opt,name=cost_from,json=costFrom,proto3" json:"cost_from,omitempty"`
+	StaticArm     *Arm            `protobuf:"bytes,6,opt,name=static_arm,json=staticArm,proto3" json:"static_arm,omitempty"`
+	StaticCost    float64         `protobuf:"fixed64,7,opt,name=static_cost,json=staticCost,proto3" json:"static_cost,omitempty"`
+	Top           []*ArmSummary   `protobuf:"bytes,8,rep,name=top,proto3" json:"top,omitempty"`
+	Stages        []*StageSummary `protobuf:"bytes,9,rep,name=stages,proto3" json:"stages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicySummary) Reset() {
+	*x = PolicySummary{}
+	mi := &file_dyno_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicySummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicySummary) ProtoMessage() {}
+
+func (x *PolicySummary) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicySummary.ProtoReflect.Descriptor instead.
+func (*PolicySummary) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *PolicySummary) GetConditions() *Conditions {
+	if x != nil {
+		return x.Conditions
+	}
+	return nil
+}
+
+func (x *PolicySummary) GetGreedy() *Arm {
+	if x != nil {
+		return x.Greedy
+	}
+	return nil
+}
+
+func (x *PolicySummary) GetGreedyProbability() float64 {
+	if x != nil {
+		return x.GreedyProbability
+	}
+	return 0
+}
+
+func (x *PolicySummary) GetGreedyExpectedCost() float64 {
+	if x != nil {
+		return x.GreedyExpectedCost
+	}
+	return 0
+}
+
+func (x *PolicySummary) GetCostFrom() string {
+	if x != nil {
+		return x.CostFrom
+	}
+	return ""
+}
+
+func (x *PolicySummary) GetStaticArm() *Arm {
+	if x != nil {
+		return x.StaticArm
+	}
+	return nil
+}
+
+func (x *PolicySummary) GetStaticCost() float64 {
+	if x != nil {
+		return x.StaticCost
+	}
+	return 0
+}
+
+func (x *PolicySummary) GetTop() []*ArmSummary {
+	if x != nil {
+		return x.Top
+	}
+	return nil
+}
+
+func (x *PolicySummary) GetStages() []*StageSummary {
+	if x != nil {
+		return x.Stages
+	}
+	return nil
+}
+
+type ArmSummary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Arm           *Arm                   `protobuf:"bytes,1,opt,name=arm,proto3" json:"arm,omitempty"`
+	Probability   float64                `protobuf:"fixed64,2,opt,name=probability,proto3" json:"probability,omitempty"`
+	ExpectedCost  float64                `protobuf:"fixed64,3,opt,name=expected_cost,json=expectedCost,proto3" json:"expected_cost,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArmSummary) Reset() {
+	*x = ArmSummary{}
+	mi := &file_dyno_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArmSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArmSummary) ProtoMessage() {}
+
+func (x *ArmSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArmSummary.ProtoReflect.Descriptor instead.
+func (*ArmSummary) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ArmSummary) GetArm() *Arm {
+	if x != nil {
+		return x.Arm
+	}
+	return nil
+}
+
+func (x *ArmSummary) GetProbability() float64 {
+	if x != nil {
+		return x.Probability
+	}
+	return 0
+}
+
+func (x *ArmSummary) GetExpectedCost() float64 {
+	if x != nil {
+		return x.ExpectedCost
+	}
+	return 0
+}
+
+type StageSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Stage string                 `protobuf:"bytes,1,opt,name=stage,proto3" json:"stage,omitempty"`
+	// Posterior means: the slope on the cost model's prediction and the
+	// second coefficient of the stage (an offset or a second slope).
+	Coefficient   float64 `protobuf:"fixed64,2,opt,name=coefficient,proto3" json:"coefficient,omitempty"`
+	Second        float64 `protobuf:"fixed64,3,opt,name=second,proto3" json:"second,omitempty"`
+	NoiseSd       float64 `protobuf:"fixed64,4,opt,name=noise_sd,json=noiseSd,proto3" json:"noise_sd,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StageSummary) Reset() {
+	*x = StageSummary{}
+	mi := &file_dyno_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StageSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StageSummary) ProtoMessage() {}
+
+func (x *StageSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StageSummary.ProtoReflect.Descriptor instead.
+func (*StageSummary) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *StageSummary) GetStage() string {
+	if x != nil {
+		return x.Stage
+	}
+	return ""
+}
+
+func (x *StageSummary) GetCoefficient() float64 {
+	if x != nil {
+		return x.Coefficient
+	}
+	return 0
+}
+
+func (x *StageSummary) GetSecond() float64 {
+	if x != nil {
+		return x.Second
+	}
+	return 0
+}
+
+func (x *StageSummary) GetNoiseSd() float64 {
+	if x != nil {
+		return x.NoiseSd
+	}
+	return 0
+}
+
 type PinRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -1940,7 +2238,7 @@ type PinRequest struct {
 
 func (x *PinRequest) Reset() {
 	*x = PinRequest{}
-	mi := &file_dyno_proto_msgTypes[21]
+	mi := &file_dyno_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1952,7 +2250,7 @@ func (x *PinRequest) String() string {
 func (*PinRequest) ProtoMessage() {}
 
 func (x *PinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[21]
+	mi := &file_dyno_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1965,7 +2263,7 @@ func (x *PinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PinRequest.ProtoReflect.Descriptor instead.
 func (*PinRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{21}
+	return file_dyno_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PinRequest) GetKey() string {
@@ -2005,7 +2303,7 @@ type UnpinRequest struct {
 
 func (x *UnpinRequest) Reset() {
 	*x = UnpinRequest{}
-	mi := &file_dyno_proto_msgTypes[22]
+	mi := &file_dyno_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2315,7 @@ func (x *UnpinRequest) String() string {
 func (*UnpinRequest) ProtoMessage() {}
 
 func (x *UnpinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[22]
+	mi := &file_dyno_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2328,7 @@ func (x *UnpinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnpinRequest.ProtoReflect.Descriptor instead.
 func (*UnpinRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{22}
+	return file_dyno_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UnpinRequest) GetKey() string {
@@ -2049,7 +2347,7 @@ type ResetRequest struct {
 
 func (x *ResetRequest) Reset() {
 	*x = ResetRequest{}
-	mi := &file_dyno_proto_msgTypes[23]
+	mi := &file_dyno_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2061,7 +2359,7 @@ func (x *ResetRequest) String() string {
 func (*ResetRequest) ProtoMessage() {}
 
 func (x *ResetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[23]
+	mi := &file_dyno_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2074,7 +2372,7 @@ func (x *ResetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetRequest.ProtoReflect.Descriptor instead.
 func (*ResetRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{23}
+	return file_dyno_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ResetRequest) GetKey() string {
@@ -2094,7 +2392,7 @@ type SetObjectiveRequest struct {
 
 func (x *SetObjectiveRequest) Reset() {
 	*x = SetObjectiveRequest{}
-	mi := &file_dyno_proto_msgTypes[24]
+	mi := &file_dyno_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2106,7 +2404,7 @@ func (x *SetObjectiveRequest) String() string {
 func (*SetObjectiveRequest) ProtoMessage() {}
 
 func (x *SetObjectiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[24]
+	mi := &file_dyno_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2119,7 +2417,7 @@ func (x *SetObjectiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetObjectiveRequest.ProtoReflect.Descriptor instead.
 func (*SetObjectiveRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{24}
+	return file_dyno_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SetObjectiveRequest) GetKey() string {
@@ -2150,7 +2448,7 @@ type AdminChange struct {
 
 func (x *AdminChange) Reset() {
 	*x = AdminChange{}
-	mi := &file_dyno_proto_msgTypes[25]
+	mi := &file_dyno_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2162,7 +2460,7 @@ func (x *AdminChange) String() string {
 func (*AdminChange) ProtoMessage() {}
 
 func (x *AdminChange) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[25]
+	mi := &file_dyno_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2175,7 +2473,7 @@ func (x *AdminChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminChange.ProtoReflect.Descriptor instead.
 func (*AdminChange) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{25}
+	return file_dyno_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AdminChange) GetKey() string {
@@ -2229,7 +2527,7 @@ type ExportTracesRequest struct {
 
 func (x *ExportTracesRequest) Reset() {
 	*x = ExportTracesRequest{}
-	mi := &file_dyno_proto_msgTypes[26]
+	mi := &file_dyno_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2241,7 +2539,7 @@ func (x *ExportTracesRequest) String() string {
 func (*ExportTracesRequest) ProtoMessage() {}
 
 func (x *ExportTracesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[26]
+	mi := &file_dyno_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2254,7 +2552,7 @@ func (x *ExportTracesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportTracesRequest.ProtoReflect.Descriptor instead.
 func (*ExportTracesRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{26}
+	return file_dyno_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ExportTracesRequest) GetSinceSeq() uint64 {
@@ -2302,7 +2600,7 @@ type Trace struct {
 
 func (x *Trace) Reset() {
 	*x = Trace{}
-	mi := &file_dyno_proto_msgTypes[27]
+	mi := &file_dyno_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2314,7 +2612,7 @@ func (x *Trace) String() string {
 func (*Trace) ProtoMessage() {}
 
 func (x *Trace) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[27]
+	mi := &file_dyno_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2327,7 +2625,7 @@ func (x *Trace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Trace.ProtoReflect.Descriptor instead.
 func (*Trace) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{27}
+	return file_dyno_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Trace) GetSeq() uint64 {
@@ -2381,7 +2679,7 @@ type TraceBatch struct {
 
 func (x *TraceBatch) Reset() {
 	*x = TraceBatch{}
-	mi := &file_dyno_proto_msgTypes[28]
+	mi := &file_dyno_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2393,7 +2691,7 @@ func (x *TraceBatch) String() string {
 func (*TraceBatch) ProtoMessage() {}
 
 func (x *TraceBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[28]
+	mi := &file_dyno_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2406,7 +2704,7 @@ func (x *TraceBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceBatch.ProtoReflect.Descriptor instead.
 func (*TraceBatch) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{28}
+	return file_dyno_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TraceBatch) GetTraces() []*Trace {
@@ -2417,14 +2715,25 @@ func (x *TraceBatch) GetTraces() []*Trace {
 }
 
 type ListExecutorsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many executors (0: 1000; at most 10000), in id order,
+	// from after page_token (the next_page_token of the previous page).
+	PageSize  uint32 `protobuf:"varint,60,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,61,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Filters, all of which must hold: the key, the token the executor
+	// registered with, an id prefix, connected now, not seen for this long.
+	Key           string `protobuf:"bytes,62,opt,name=key,proto3" json:"key,omitempty"`
+	TokenName     string `protobuf:"bytes,63,opt,name=token_name,json=tokenName,proto3" json:"token_name,omitempty"`
+	IdPrefix      string `protobuf:"bytes,64,opt,name=id_prefix,json=idPrefix,proto3" json:"id_prefix,omitempty"`
+	ConnectedOnly bool   `protobuf:"varint,65,opt,name=connected_only,json=connectedOnly,proto3" json:"connected_only,omitempty"`
+	NotSeenForMs  int64  `protobuf:"varint,66,opt,name=not_seen_for_ms,json=notSeenForMs,proto3" json:"not_seen_for_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListExecutorsRequest) Reset() {
 	*x = ListExecutorsRequest{}
-	mi := &file_dyno_proto_msgTypes[29]
+	mi := &file_dyno_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2436,7 +2745,7 @@ func (x *ListExecutorsRequest) String() string {
 func (*ListExecutorsRequest) ProtoMessage() {}
 
 func (x *ListExecutorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[29]
+	mi := &file_dyno_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2449,7 +2758,56 @@ func (x *ListExecutorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutorsRequest.ProtoReflect.Descriptor instead.
 func (*ListExecutorsRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{29}
+	return file_dyno_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListExecutorsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListExecutorsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListExecutorsRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ListExecutorsRequest) GetTokenName() string {
+	if x != nil {
+		return x.TokenName
+	}
+	return ""
+}
+
+func (x *ListExecutorsRequest) GetIdPrefix() string {
+	if x != nil {
+		return x.IdPrefix
+	}
+	return ""
+}
+
+func (x *ListExecutorsRequest) GetConnectedOnly() bool {
+	if x != nil {
+		return x.ConnectedOnly
+	}
+	return false
+}
+
+func (x *ListExecutorsRequest) GetNotSeenForMs() int64 {
+	if x != nil {
+		return x.NotSeenForMs
+	}
+	return 0
 }
 
 type ExecutorInfo struct {
@@ -2465,17 +2823,23 @@ type ExecutorInfo struct {
 	AckedThroughSeq    uint64                 `protobuf:"varint,9,opt,name=acked_through_seq,json=ackedThroughSeq,proto3" json:"acked_through_seq,omitempty"`
 	Reports            uint64                 `protobuf:"varint,10,opt,name=reports,proto3" json:"reports,omitempty"`
 	// The version of its key the executor last ACKed, and its last NACK.
-	AckedVersion  uint64 `protobuf:"varint,11,opt,name=acked_version,json=ackedVersion,proto3" json:"acked_version,omitempty"`
-	LastNack      string `protobuf:"bytes,12,opt,name=last_nack,json=lastNack,proto3" json:"last_nack,omitempty"`
-	Connected     bool   `protobuf:"varint,13,opt,name=connected,proto3" json:"connected,omitempty"`
-	TokenName     string `protobuf:"bytes,14,opt,name=token_name,json=tokenName,proto3" json:"token_name,omitempty"`
+	AckedVersion uint64 `protobuf:"varint,11,opt,name=acked_version,json=ackedVersion,proto3" json:"acked_version,omitempty"`
+	LastNack     string `protobuf:"bytes,12,opt,name=last_nack,json=lastNack,proto3" json:"last_nack,omitempty"`
+	Connected    bool   `protobuf:"varint,13,opt,name=connected,proto3" json:"connected,omitempty"`
+	TokenName    string `protobuf:"bytes,14,opt,name=token_name,json=tokenName,proto3" json:"token_name,omitempty"`
+	// The policy version its latest applied report was chosen with.
+	ReportedPolicyVersion uint64 `protobuf:"varint,80,opt,name=reported_policy_version,json=reportedPolicyVersion,proto3" json:"reported_policy_version,omitempty"`
+	// The arm of most of its recent applied reports (counts halve every
+	// 1024 reports, so this follows what it does now), and their share.
+	TopArm        *Arm    `protobuf:"bytes,81,opt,name=top_arm,json=topArm,proto3" json:"top_arm,omitempty"`
+	TopArmShare   float64 `protobuf:"fixed64,82,opt,name=top_arm_share,json=topArmShare,proto3" json:"top_arm_share,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExecutorInfo) Reset() {
 	*x = ExecutorInfo{}
-	mi := &file_dyno_proto_msgTypes[30]
+	mi := &file_dyno_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2487,7 +2851,7 @@ func (x *ExecutorInfo) String() string {
 func (*ExecutorInfo) ProtoMessage() {}
 
 func (x *ExecutorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[30]
+	mi := &file_dyno_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2500,7 +2864,7 @@ func (x *ExecutorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorInfo.ProtoReflect.Descriptor instead.
 func (*ExecutorInfo) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{30}
+	return file_dyno_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExecutorInfo) GetExecutorId() string {
@@ -2601,16 +2965,41 @@ func (x *ExecutorInfo) GetTokenName() string {
 	return ""
 }
 
+func (x *ExecutorInfo) GetReportedPolicyVersion() uint64 {
+	if x != nil {
+		return x.ReportedPolicyVersion
+	}
+	return 0
+}
+
+func (x *ExecutorInfo) GetTopArm() *Arm {
+	if x != nil {
+		return x.TopArm
+	}
+	return nil
+}
+
+func (x *ExecutorInfo) GetTopArmShare() float64 {
+	if x != nil {
+		return x.TopArmShare
+	}
+	return 0
+}
+
 type ListExecutorsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Executors     []*ExecutorInfo        `protobuf:"bytes,1,rep,name=executors,proto3" json:"executors,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Executors []*ExecutorInfo        `protobuf:"bytes,1,rep,name=executors,proto3" json:"executors,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,60,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// The executors that pass the filters, on every page.
+	Total         uint32 `protobuf:"varint,61,opt,name=total,proto3" json:"total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListExecutorsResponse) Reset() {
 	*x = ListExecutorsResponse{}
-	mi := &file_dyno_proto_msgTypes[31]
+	mi := &file_dyno_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2622,7 +3011,7 @@ func (x *ListExecutorsResponse) String() string {
 func (*ListExecutorsResponse) ProtoMessage() {}
 
 func (x *ListExecutorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[31]
+	mi := &file_dyno_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2635,12 +3024,331 @@ func (x *ListExecutorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutorsResponse.ProtoReflect.Descriptor instead.
 func (*ListExecutorsResponse) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{31}
+	return file_dyno_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListExecutorsResponse) GetExecutors() []*ExecutorInfo {
 	if x != nil {
 		return x.Executors
+	}
+	return nil
+}
+
+func (x *ListExecutorsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ListExecutorsResponse) GetTotal() uint32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+type RemoveExecutorsRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ExecutorIds []string               `protobuf:"bytes,1,rep,name=executor_ids,json=executorIds,proto3" json:"executor_ids,omitempty"`
+	// Also remove every executor not seen for this long (0: none).
+	NotSeenForMs  int64 `protobuf:"varint,2,opt,name=not_seen_for_ms,json=notSeenForMs,proto3" json:"not_seen_for_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveExecutorsRequest) Reset() {
+	*x = RemoveExecutorsRequest{}
+	mi := &file_dyno_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveExecutorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveExecutorsRequest) ProtoMessage() {}
+
+func (x *RemoveExecutorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveExecutorsRequest.ProtoReflect.Descriptor instead.
+func (*RemoveExecutorsRequest) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RemoveExecutorsRequest) GetExecutorIds() []string {
+	if x != nil {
+		return x.ExecutorIds
+	}
+	return nil
+}
+
+func (x *RemoveExecutorsRequest) GetNotSeenForMs() int64 {
+	if x != nil {
+		return x.NotSeenForMs
+	}
+	return 0
+}
+
+type RemoveExecutorsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Removed []string               `protobuf:"bytes,1,rep,name=removed,proto3" json:"removed,omitempty"`
+	// The ids asked for that are not registered.
+	Unknown       []string `protobuf:"bytes,2,rep,name=unknown,proto3" json:"unknown,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveExecutorsResponse) Reset() {
+	*x = RemoveExecutorsResponse{}
+	mi := &file_dyno_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveExecutorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveExecutorsResponse) ProtoMessage() {}
+
+func (x *RemoveExecutorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveExecutorsResponse.ProtoReflect.Descriptor instead.
+func (*RemoveExecutorsResponse) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RemoveExecutorsResponse) GetRemoved() []string {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+func (x *RemoveExecutorsResponse) GetUnknown() []string {
+	if x != nil {
+		return x.Unknown
+	}
+	return nil
+}
+
+type ListAuditRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this key's events (empty: all).
+	Key      string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	SinceSeq uint64 `protobuf:"varint,2,opt,name=since_seq,json=sinceSeq,proto3" json:"since_seq,omitempty"`
+	// At most this many (0: 1000).
+	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditRequest) Reset() {
+	*x = ListAuditRequest{}
+	mi := &file_dyno_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditRequest) ProtoMessage() {}
+
+func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditRequest) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ListAuditRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ListAuditRequest) GetSinceSeq() uint64 {
+	if x != nil {
+		return x.SinceSeq
+	}
+	return 0
+}
+
+func (x *ListAuditRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type AuditEvent struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Seq        uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	AtUnixNano int64                  `protobuf:"varint,2,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	By         string                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	Action     string                 `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	Key        string                 `protobuf:"bytes,5,opt,name=key,proto3" json:"key,omitempty"`
+	Version    uint64                 `protobuf:"varint,6,opt,name=version,proto3" json:"version,omitempty"`
+	// What changed, as JSON (the pin, the objective).
+	DetailJson    string `protobuf:"bytes,7,opt,name=detail_json,json=detailJson,proto3" json:"detail_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEvent) Reset() {
+	*x = AuditEvent{}
+	mi := &file_dyno_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEvent) ProtoMessage() {}
+
+func (x *AuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
+func (*AuditEvent) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *AuditEvent) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *AuditEvent) GetDetailJson() string {
+	if x != nil {
+		return x.DetailJson
+	}
+	return ""
+}
+
+type ListAuditResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*AuditEvent          `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditResponse) Reset() {
+	*x = ListAuditResponse{}
+	mi := &file_dyno_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditResponse) ProtoMessage() {}
+
+func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditResponse) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ListAuditResponse) GetEvents() []*AuditEvent {
+	if x != nil {
+		return x.Events
 	}
 	return nil
 }
@@ -2653,7 +3361,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_dyno_proto_msgTypes[32]
+	mi := &file_dyno_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2665,7 +3373,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[32]
+	mi := &file_dyno_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2678,7 +3386,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{32}
+	return file_dyno_proto_rawDescGZIP(), []int{40}
 }
 
 type BackupChunk struct {
@@ -2692,7 +3400,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_dyno_proto_msgTypes[33]
+	mi := &file_dyno_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2704,7 +3412,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[33]
+	mi := &file_dyno_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2717,7 +3425,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{33}
+	return file_dyno_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *BackupChunk) GetData() []byte {
@@ -2742,7 +3450,7 @@ type DescribeRequest struct {
 
 func (x *DescribeRequest) Reset() {
 	*x = DescribeRequest{}
-	mi := &file_dyno_proto_msgTypes[34]
+	mi := &file_dyno_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2754,7 +3462,7 @@ func (x *DescribeRequest) String() string {
 func (*DescribeRequest) ProtoMessage() {}
 
 func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[34]
+	mi := &file_dyno_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2767,7 +3475,7 @@ func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
 func (*DescribeRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{34}
+	return file_dyno_proto_rawDescGZIP(), []int{42}
 }
 
 type DescribeResponse struct {
@@ -2779,7 +3487,7 @@ type DescribeResponse struct {
 
 func (x *DescribeResponse) Reset() {
 	*x = DescribeResponse{}
-	mi := &file_dyno_proto_msgTypes[35]
+	mi := &file_dyno_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2791,7 +3499,7 @@ func (x *DescribeResponse) String() string {
 func (*DescribeResponse) ProtoMessage() {}
 
 func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[35]
+	mi := &file_dyno_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2804,7 +3512,7 @@ func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeResponse.ProtoReflect.Descriptor instead.
 func (*DescribeResponse) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{35}
+	return file_dyno_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DescribeResponse) GetModels() []*CloudModel {
@@ -2825,7 +3533,7 @@ type CloudModel struct {
 
 func (x *CloudModel) Reset() {
 	*x = CloudModel{}
-	mi := &file_dyno_proto_msgTypes[36]
+	mi := &file_dyno_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2837,7 +3545,7 @@ func (x *CloudModel) String() string {
 func (*CloudModel) ProtoMessage() {}
 
 func (x *CloudModel) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[36]
+	mi := &file_dyno_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2850,7 +3558,7 @@ func (x *CloudModel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloudModel.ProtoReflect.Descriptor instead.
 func (*CloudModel) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{36}
+	return file_dyno_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CloudModel) GetName() string {
@@ -2882,7 +3590,7 @@ type InferRequest struct {
 
 func (x *InferRequest) Reset() {
 	*x = InferRequest{}
-	mi := &file_dyno_proto_msgTypes[37]
+	mi := &file_dyno_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2894,7 +3602,7 @@ func (x *InferRequest) String() string {
 func (*InferRequest) ProtoMessage() {}
 
 func (x *InferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[37]
+	mi := &file_dyno_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2907,7 +3615,7 @@ func (x *InferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferRequest.ProtoReflect.Descriptor instead.
 func (*InferRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{37}
+	return file_dyno_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *InferRequest) GetModel() string {
@@ -2952,7 +3660,7 @@ type InferResponse struct {
 
 func (x *InferResponse) Reset() {
 	*x = InferResponse{}
-	mi := &file_dyno_proto_msgTypes[38]
+	mi := &file_dyno_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2964,7 +3672,7 @@ func (x *InferResponse) String() string {
 func (*InferResponse) ProtoMessage() {}
 
 func (x *InferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[38]
+	mi := &file_dyno_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2977,7 +3685,7 @@ func (x *InferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferResponse.ProtoReflect.Descriptor instead.
 func (*InferResponse) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{38}
+	return file_dyno_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *InferResponse) GetOutput() []float32 {
@@ -3055,7 +3763,7 @@ const file_dyno_proto_rawDesc = "" +
 	"\x02by\x18\x03 \x01(\tR\x02by\x12 \n" +
 	"\fat_unix_nano\x18\x04 \x01(\x03R\n" +
 	"atUnixNano\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xa6\x04\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xd8\x04\n" +
 	"\x06Policy\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x14\n" +
@@ -3075,7 +3783,8 @@ const file_dyno_proto_rawDesc = "" +
 	"\areports\x18\r \x01(\x04R\areports\x12#\n" +
 	"\rtotal_reports\x18\x0e \x01(\x04R\ftotalReports\x12.\n" +
 	"\x13published_unix_nano\x18\x0f \x01(\x03R\x11publishedUnixNano\x12\x16\n" +
-	"\x06reason\x18\x10 \x01(\tR\x06reasonJ\x04\b\b\x10\t\"\xa5\x02\n" +
+	"\x06reason\x18\x10 \x01(\tR\x06reason\x120\n" +
+	"\asummary\x18< \x01(\v2\x16.dyno.v1.PolicySummaryR\asummaryJ\x04\b\b\x10\t\"\xa5\x02\n" +
 	"\x0fRegisterRequest\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x14\n" +
@@ -3097,7 +3806,7 @@ const file_dyno_proto_rawDesc = "" +
 	"\x06policy\x18\x02 \x01(\v2\x0f.dyno.v1.PolicyR\x06policy\x12'\n" +
 	"\x06limits\x18\x03 \x01(\v2\x0f.dyno.v1.LimitsR\x06limits\x12*\n" +
 	"\x11acked_through_seq\x18\x04 \x01(\x04R\x0fackedThroughSeq\x12 \n" +
-	"\x04arms\x18\x05 \x03(\v2\f.dyno.v1.ArmR\x04arms\"\x92\x04\n" +
+	"\x04arms\x18\x05 \x03(\v2\f.dyno.v1.ArmR\x04arms\"\xb5\x04\n" +
 	"\x06Report\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1e\n" +
@@ -3120,7 +3829,8 @@ const file_dyno_proto_rawDesc = "" +
 	"request_id\x18\r \x01(\tR\trequestId\x12\x1f\n" +
 	"\vpolicy_kind\x18\x0e \x01(\tR\n" +
 	"policyKind\x12\x14\n" +
-	"\x05probs\x18\x0f \x03(\x01R\x05probs\x12'\n" +
+	"\x05probs\x18\x0f \x03(\x01R\x05probs\x12!\n" +
+	"\fallowed_bits\x18( \x03(\rR\vallowedBits\x12'\n" +
 	"\x0faccuracy_shadow\x18d \x01(\bR\x0eaccuracyShadowB\v\n" +
 	"\t_accuracy\"t\n" +
 	"\vReportBatch\x12\x19\n" +
@@ -3147,7 +3857,7 @@ const file_dyno_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x14\n" +
 	"\x05nonce\x18\x03 \x01(\tR\x05nonce\x12'\n" +
 	"\x06policy\x18\x04 \x01(\v2\x0f.dyno.v1.PolicyR\x06policy\"\x0f\n" +
-	"\rStatusRequest\"\xb4\a\n" +
+	"\rStatusRequest\"\xf8\a\n" +
 	"\x0eStatusResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12*\n" +
 	"\x11started_unix_nano\x18\x02 \x01(\x03R\x0fstartedUnixNano\x12\x1d\n" +
@@ -3179,7 +3889,10 @@ const file_dyno_proto_rawDesc = "" +
 	"\x0eanon_rss_bytes\x18\x18 \x01(\x04R\fanonRssBytes\x12$\n" +
 	"\x0efile_rss_bytes\x18\x19 \x01(\x04R\ffileRssBytes\x12 \n" +
 	"\fgo_sys_bytes\x18\x1a \x01(\x04R\n" +
-	"goSysBytes\"\x11\n" +
+	"goSysBytes\x12!\n" +
+	"\fstore_device\x18< \x01(\x04R\vstoreDevice\x12\x1f\n" +
+	"\vstore_inode\x18= \x01(\x04R\n" +
+	"storeInode\"\x11\n" +
 	"\x0fListKeysRequest\"\xb9\x03\n" +
 	"\aKeyInfo\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -3197,9 +3910,35 @@ const file_dyno_proto_rawDesc = "" +
 	"\bwatchers\x18\f \x01(\rR\bwatchers\x12'\n" +
 	"\x0fpending_reports\x18\r \x01(\x04R\x0ependingReports\"8\n" +
 	"\x10ListKeysResponse\x12$\n" +
-	"\x04keys\x18\x01 \x03(\v2\x10.dyno.v1.KeyInfoR\x04keys\"$\n" +
+	"\x04keys\x18\x01 \x03(\v2\x10.dyno.v1.KeyInfoR\x04keys\"b\n" +
 	"\x10GetPolicyRequest\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\"w\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12%\n" +
+	"\x0ebandwidth_mbps\x18< \x01(\x01R\rbandwidthMbps\x12\x15\n" +
+	"\x06rtt_ms\x18= \x01(\x01R\x05rttMs\"\x8c\x03\n" +
+	"\rPolicySummary\x123\n" +
+	"\n" +
+	"conditions\x18\x01 \x01(\v2\x13.dyno.v1.ConditionsR\n" +
+	"conditions\x12$\n" +
+	"\x06greedy\x18\x02 \x01(\v2\f.dyno.v1.ArmR\x06greedy\x12-\n" +
+	"\x12greedy_probability\x18\x03 \x01(\x01R\x11greedyProbability\x120\n" +
+	"\x14greedy_expected_cost\x18\x04 \x01(\x01R\x12greedyExpectedCost\x12\x1b\n" +
+	"\tcost_from\x18\x05 \x01(\tR\bcostFrom\x12+\n" +
+	"\n" +
+	"static_arm\x18\x06 \x01(\v2\f.dyno.v1.ArmR\tstaticArm\x12\x1f\n" +
+	"\vstatic_cost\x18\a \x01(\x01R\n" +
+	"staticCost\x12%\n" +
+	"\x03top\x18\b \x03(\v2\x13.dyno.v1.ArmSummaryR\x03top\x12-\n" +
+	"\x06stages\x18\t \x03(\v2\x15.dyno.v1.StageSummaryR\x06stages\"s\n" +
+	"\n" +
+	"ArmSummary\x12\x1e\n" +
+	"\x03arm\x18\x01 \x01(\v2\f.dyno.v1.ArmR\x03arm\x12 \n" +
+	"\vprobability\x18\x02 \x01(\x01R\vprobability\x12#\n" +
+	"\rexpected_cost\x18\x03 \x01(\x01R\fexpectedCost\"y\n" +
+	"\fStageSummary\x12\x14\n" +
+	"\x05stage\x18\x01 \x01(\tR\x05stage\x12 \n" +
+	"\vcoefficient\x18\x02 \x01(\x01R\vcoefficient\x12\x16\n" +
+	"\x06second\x18\x03 \x01(\x01R\x06second\x12\x19\n" +
+	"\bnoise_sd\x18\x04 \x01(\x01R\anoiseSd\"w\n" +
 	"\n" +
 	"PinRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1e\n" +
@@ -3236,8 +3975,17 @@ const file_dyno_proto_rawDesc = "" +
 	"\x04cost\x18\x06 \x01(\x01R\x04cost\"4\n" +
 	"\n" +
 	"TraceBatch\x12&\n" +
-	"\x06traces\x18\x01 \x03(\v2\x0e.dyno.v1.TraceR\x06traces\"\x16\n" +
-	"\x14ListExecutorsRequest\"\xb0\x04\n" +
+	"\x06traces\x18\x01 \x03(\v2\x0e.dyno.v1.TraceR\x06traces\"\xee\x01\n" +
+	"\x14ListExecutorsRequest\x12\x1b\n" +
+	"\tpage_size\x18< \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18= \x01(\tR\tpageToken\x12\x10\n" +
+	"\x03key\x18> \x01(\tR\x03key\x12\x1d\n" +
+	"\n" +
+	"token_name\x18? \x01(\tR\ttokenName\x12\x1b\n" +
+	"\tid_prefix\x18@ \x01(\tR\bidPrefix\x12%\n" +
+	"\x0econnected_only\x18A \x01(\bR\rconnectedOnly\x12%\n" +
+	"\x0fnot_seen_for_ms\x18B \x01(\x03R\fnotSeenForMs\"\xb3\x05\n" +
 	"\fExecutorInfo\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x10\n" +
@@ -3255,12 +4003,40 @@ const file_dyno_proto_rawDesc = "" +
 	"\tlast_nack\x18\f \x01(\tR\blastNack\x12\x1c\n" +
 	"\tconnected\x18\r \x01(\bR\tconnected\x12\x1d\n" +
 	"\n" +
-	"token_name\x18\x0e \x01(\tR\ttokenName\x1a9\n" +
+	"token_name\x18\x0e \x01(\tR\ttokenName\x126\n" +
+	"\x17reported_policy_version\x18P \x01(\x04R\x15reportedPolicyVersion\x12%\n" +
+	"\atop_arm\x18Q \x01(\v2\f.dyno.v1.ArmR\x06topArm\x12\"\n" +
+	"\rtop_arm_share\x18R \x01(\x01R\vtopArmShare\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"L\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x01\n" +
 	"\x15ListExecutorsResponse\x123\n" +
-	"\texecutors\x18\x01 \x03(\v2\x15.dyno.v1.ExecutorInfoR\texecutors\"\x0f\n" +
+	"\texecutors\x18\x01 \x03(\v2\x15.dyno.v1.ExecutorInfoR\texecutors\x12&\n" +
+	"\x0fnext_page_token\x18< \x01(\tR\rnextPageToken\x12\x14\n" +
+	"\x05total\x18= \x01(\rR\x05total\"b\n" +
+	"\x16RemoveExecutorsRequest\x12!\n" +
+	"\fexecutor_ids\x18\x01 \x03(\tR\vexecutorIds\x12%\n" +
+	"\x0fnot_seen_for_ms\x18\x02 \x01(\x03R\fnotSeenForMs\"M\n" +
+	"\x17RemoveExecutorsResponse\x12\x18\n" +
+	"\aremoved\x18\x01 \x03(\tR\aremoved\x12\x18\n" +
+	"\aunknown\x18\x02 \x03(\tR\aunknown\"W\n" +
+	"\x10ListAuditRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1b\n" +
+	"\tsince_seq\x18\x02 \x01(\x04R\bsinceSeq\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\"\xb5\x01\n" +
+	"\n" +
+	"AuditEvent\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12 \n" +
+	"\fat_unix_nano\x18\x02 \x01(\x03R\n" +
+	"atUnixNano\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12\x10\n" +
+	"\x03key\x18\x05 \x01(\tR\x03key\x12\x18\n" +
+	"\aversion\x18\x06 \x01(\x04R\aversion\x12\x1f\n" +
+	"\vdetail_json\x18\a \x01(\tR\n" +
+	"detailJson\"@\n" +
+	"\x11ListAuditResponse\x12+\n" +
+	"\x06events\x18\x01 \x03(\v2\x13.dyno.v1.AuditEventR\x06events\"\x0f\n" +
 	"\rBackupRequest\"B\n" +
 	"\vBackupChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1f\n" +
@@ -3288,7 +4064,7 @@ const file_dyno_proto_rawDesc = "" +
 	"\bExecutor\x12?\n" +
 	"\bRegister\x12\x18.dyno.v1.RegisterRequest\x1a\x19.dyno.v1.RegisterResponse\x126\n" +
 	"\x06Report\x12\x14.dyno.v1.ReportBatch\x1a\x12.dyno.v1.ReportAck(\x010\x01\x12B\n" +
-	"\rWatchPolicies\x12\x16.dyno.v1.PolicyRequest\x1a\x15.dyno.v1.PolicyUpdate(\x010\x012\xed\x04\n" +
+	"\rWatchPolicies\x12\x16.dyno.v1.PolicyRequest\x1a\x15.dyno.v1.PolicyUpdate(\x010\x012\x87\x06\n" +
 	"\x05Admin\x129\n" +
 	"\x06Status\x12\x16.dyno.v1.StatusRequest\x1a\x17.dyno.v1.StatusResponse\x12?\n" +
 	"\bListKeys\x12\x18.dyno.v1.ListKeysRequest\x1a\x19.dyno.v1.ListKeysResponse\x127\n" +
@@ -3299,7 +4075,9 @@ const file_dyno_proto_rawDesc = "" +
 	"\fSetObjective\x12\x1c.dyno.v1.SetObjectiveRequest\x1a\x14.dyno.v1.AdminChange\x12C\n" +
 	"\fExportTraces\x12\x1c.dyno.v1.ExportTracesRequest\x1a\x13.dyno.v1.TraceBatch0\x01\x12N\n" +
 	"\rListExecutors\x12\x1d.dyno.v1.ListExecutorsRequest\x1a\x1e.dyno.v1.ListExecutorsResponse\x128\n" +
-	"\x06Backup\x12\x16.dyno.v1.BackupRequest\x1a\x14.dyno.v1.BackupChunk0\x012\x80\x01\n" +
+	"\x06Backup\x12\x16.dyno.v1.BackupRequest\x1a\x14.dyno.v1.BackupChunk0\x01\x12T\n" +
+	"\x0fRemoveExecutors\x12\x1f.dyno.v1.RemoveExecutorsRequest\x1a .dyno.v1.RemoveExecutorsResponse\x12B\n" +
+	"\tListAudit\x12\x19.dyno.v1.ListAuditRequest\x1a\x1a.dyno.v1.ListAuditResponse2\x80\x01\n" +
 	"\x05Cloud\x126\n" +
 	"\x05Infer\x12\x15.dyno.v1.InferRequest\x1a\x16.dyno.v1.InferResponse\x12?\n" +
 	"\bDescribe\x12\x18.dyno.v1.DescribeRequest\x1a\x19.dyno.v1.DescribeResponseB\x1cZ\x1agithub.com/dynoml/dyno/apib\x06proto3"
@@ -3316,109 +4094,130 @@ func file_dyno_proto_rawDescGZIP() []byte {
 	return file_dyno_proto_rawDescData
 }
 
-var file_dyno_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_dyno_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_dyno_proto_goTypes = []any{
-	(*Arm)(nil),                   // 0: dyno.v1.Arm
-	(*Conditions)(nil),            // 1: dyno.v1.Conditions
-	(*Stages)(nil),                // 2: dyno.v1.Stages
-	(*Weights)(nil),               // 3: dyno.v1.Weights
-	(*Objective)(nil),             // 4: dyno.v1.Objective
-	(*Pin)(nil),                   // 5: dyno.v1.Pin
-	(*Policy)(nil),                // 6: dyno.v1.Policy
-	(*RegisterRequest)(nil),       // 7: dyno.v1.RegisterRequest
-	(*Limits)(nil),                // 8: dyno.v1.Limits
-	(*RegisterResponse)(nil),      // 9: dyno.v1.RegisterResponse
-	(*Report)(nil),                // 10: dyno.v1.Report
-	(*ReportBatch)(nil),           // 11: dyno.v1.ReportBatch
-	(*ReportAck)(nil),             // 12: dyno.v1.ReportAck
-	(*PolicyRequest)(nil),         // 13: dyno.v1.PolicyRequest
-	(*PolicyUpdate)(nil),          // 14: dyno.v1.PolicyUpdate
-	(*StatusRequest)(nil),         // 15: dyno.v1.StatusRequest
-	(*StatusResponse)(nil),        // 16: dyno.v1.StatusResponse
-	(*ListKeysRequest)(nil),       // 17: dyno.v1.ListKeysRequest
-	(*KeyInfo)(nil),               // 18: dyno.v1.KeyInfo
-	(*ListKeysResponse)(nil),      // 19: dyno.v1.ListKeysResponse
-	(*GetPolicyRequest)(nil),      // 20: dyno.v1.GetPolicyRequest
-	(*PinRequest)(nil),            // 21: dyno.v1.PinRequest
-	(*UnpinRequest)(nil),          // 22: dyno.v1.UnpinRequest
-	(*ResetRequest)(nil),          // 23: dyno.v1.ResetRequest
-	(*SetObjectiveRequest)(nil),   // 24: dyno.v1.SetObjectiveRequest
-	(*AdminChange)(nil),           // 25: dyno.v1.AdminChange
-	(*ExportTracesRequest)(nil),   // 26: dyno.v1.ExportTracesRequest
-	(*Trace)(nil),                 // 27: dyno.v1.Trace
-	(*TraceBatch)(nil),            // 28: dyno.v1.TraceBatch
-	(*ListExecutorsRequest)(nil),  // 29: dyno.v1.ListExecutorsRequest
-	(*ExecutorInfo)(nil),          // 30: dyno.v1.ExecutorInfo
-	(*ListExecutorsResponse)(nil), // 31: dyno.v1.ListExecutorsResponse
-	(*BackupRequest)(nil),         // 32: dyno.v1.BackupRequest
-	(*BackupChunk)(nil),           // 33: dyno.v1.BackupChunk
-	(*DescribeRequest)(nil),       // 34: dyno.v1.DescribeRequest
-	(*DescribeResponse)(nil),      // 35: dyno.v1.DescribeResponse
-	(*CloudModel)(nil),            // 36: dyno.v1.CloudModel
-	(*InferRequest)(nil),          // 37: dyno.v1.InferRequest
-	(*InferResponse)(nil),         // 38: dyno.v1.InferResponse
-	nil,                           // 39: dyno.v1.RegisterRequest.LabelsEntry
-	nil,                           // 40: dyno.v1.ExecutorInfo.LabelsEntry
+	(*Arm)(nil),                     // 0: dyno.v1.Arm
+	(*Conditions)(nil),              // 1: dyno.v1.Conditions
+	(*Stages)(nil),                  // 2: dyno.v1.Stages
+	(*Weights)(nil),                 // 3: dyno.v1.Weights
+	(*Objective)(nil),               // 4: dyno.v1.Objective
+	(*Pin)(nil),                     // 5: dyno.v1.Pin
+	(*Policy)(nil),                  // 6: dyno.v1.Policy
+	(*RegisterRequest)(nil),         // 7: dyno.v1.RegisterRequest
+	(*Limits)(nil),                  // 8: dyno.v1.Limits
+	(*RegisterResponse)(nil),        // 9: dyno.v1.RegisterResponse
+	(*Report)(nil),                  // 10: dyno.v1.Report
+	(*ReportBatch)(nil),             // 11: dyno.v1.ReportBatch
+	(*ReportAck)(nil),               // 12: dyno.v1.ReportAck
+	(*PolicyRequest)(nil),           // 13: dyno.v1.PolicyRequest
+	(*PolicyUpdate)(nil),            // 14: dyno.v1.PolicyUpdate
+	(*StatusRequest)(nil),           // 15: dyno.v1.StatusRequest
+	(*StatusResponse)(nil),          // 16: dyno.v1.StatusResponse
+	(*ListKeysRequest)(nil),         // 17: dyno.v1.ListKeysRequest
+	(*KeyInfo)(nil),                 // 18: dyno.v1.KeyInfo
+	(*ListKeysResponse)(nil),        // 19: dyno.v1.ListKeysResponse
+	(*GetPolicyRequest)(nil),        // 20: dyno.v1.GetPolicyRequest
+	(*PolicySummary)(nil),           // 21: dyno.v1.PolicySummary
+	(*ArmSummary)(nil),              // 22: dyno.v1.ArmSummary
+	(*StageSummary)(nil),            // 23: dyno.v1.StageSummary
+	(*PinRequest)(nil),              // 24: dyno.v1.PinRequest
+	(*UnpinRequest)(nil),            // 25: dyno.v1.UnpinRequest
+	(*ResetRequest)(nil),            // 26: dyno.v1.ResetRequest
+	(*SetObjectiveRequest)(nil),     // 27: dyno.v1.SetObjectiveRequest
+	(*AdminChange)(nil),             // 28: dyno.v1.AdminChange
+	(*ExportTracesRequest)(nil),     // 29: dyno.v1.ExportTracesRequest
+	(*Trace)(nil),                   // 30: dyno.v1.Trace
+	(*TraceBatch)(nil),              // 31: dyno.v1.TraceBatch
+	(*ListExecutorsRequest)(nil),    // 32: dyno.v1.ListExecutorsRequest
+	(*ExecutorInfo)(nil),            // 33: dyno.v1.ExecutorInfo
+	(*ListExecutorsResponse)(nil),   // 34: dyno.v1.ListExecutorsResponse
+	(*RemoveExecutorsRequest)(nil),  // 35: dyno.v1.RemoveExecutorsRequest
+	(*RemoveExecutorsResponse)(nil), // 36: dyno.v1.RemoveExecutorsResponse
+	(*ListAuditRequest)(nil),        // 37: dyno.v1.ListAuditRequest
+	(*AuditEvent)(nil),              // 38: dyno.v1.AuditEvent
+	(*ListAuditResponse)(nil),       // 39: dyno.v1.ListAuditResponse
+	(*BackupRequest)(nil),           // 40: dyno.v1.BackupRequest
+	(*BackupChunk)(nil),             // 41: dyno.v1.BackupChunk
+	(*DescribeRequest)(nil),         // 42: dyno.v1.DescribeRequest
+	(*DescribeResponse)(nil),        // 43: dyno.v1.DescribeResponse
+	(*CloudModel)(nil),              // 44: dyno.v1.CloudModel
+	(*InferRequest)(nil),            // 45: dyno.v1.InferRequest
+	(*InferResponse)(nil),           // 46: dyno.v1.InferResponse
+	nil,                             // 47: dyno.v1.RegisterRequest.LabelsEntry
+	nil,                             // 48: dyno.v1.ExecutorInfo.LabelsEntry
 }
 var file_dyno_proto_depIdxs = []int32{
 	3,  // 0: dyno.v1.Objective.weights:type_name -> dyno.v1.Weights
 	0,  // 1: dyno.v1.Pin.arm:type_name -> dyno.v1.Arm
 	4,  // 2: dyno.v1.Policy.objective:type_name -> dyno.v1.Objective
 	5,  // 3: dyno.v1.Policy.pin:type_name -> dyno.v1.Pin
-	39, // 4: dyno.v1.RegisterRequest.labels:type_name -> dyno.v1.RegisterRequest.LabelsEntry
-	6,  // 5: dyno.v1.RegisterResponse.policy:type_name -> dyno.v1.Policy
-	8,  // 6: dyno.v1.RegisterResponse.limits:type_name -> dyno.v1.Limits
-	0,  // 7: dyno.v1.RegisterResponse.arms:type_name -> dyno.v1.Arm
-	0,  // 8: dyno.v1.Report.arm:type_name -> dyno.v1.Arm
-	1,  // 9: dyno.v1.Report.conditions:type_name -> dyno.v1.Conditions
-	2,  // 10: dyno.v1.Report.stages:type_name -> dyno.v1.Stages
-	10, // 11: dyno.v1.ReportBatch.reports:type_name -> dyno.v1.Report
-	6,  // 12: dyno.v1.PolicyUpdate.policy:type_name -> dyno.v1.Policy
-	4,  // 13: dyno.v1.KeyInfo.objective:type_name -> dyno.v1.Objective
-	5,  // 14: dyno.v1.KeyInfo.pin:type_name -> dyno.v1.Pin
-	18, // 15: dyno.v1.ListKeysResponse.keys:type_name -> dyno.v1.KeyInfo
-	0,  // 16: dyno.v1.PinRequest.arm:type_name -> dyno.v1.Arm
-	4,  // 17: dyno.v1.SetObjectiveRequest.objective:type_name -> dyno.v1.Objective
-	10, // 18: dyno.v1.Trace.report:type_name -> dyno.v1.Report
-	27, // 19: dyno.v1.TraceBatch.traces:type_name -> dyno.v1.Trace
-	40, // 20: dyno.v1.ExecutorInfo.labels:type_name -> dyno.v1.ExecutorInfo.LabelsEntry
-	30, // 21: dyno.v1.ListExecutorsResponse.executors:type_name -> dyno.v1.ExecutorInfo
-	36, // 22: dyno.v1.DescribeResponse.models:type_name -> dyno.v1.CloudModel
-	7,  // 23: dyno.v1.Executor.Register:input_type -> dyno.v1.RegisterRequest
-	11, // 24: dyno.v1.Executor.Report:input_type -> dyno.v1.ReportBatch
-	13, // 25: dyno.v1.Executor.WatchPolicies:input_type -> dyno.v1.PolicyRequest
-	15, // 26: dyno.v1.Admin.Status:input_type -> dyno.v1.StatusRequest
-	17, // 27: dyno.v1.Admin.ListKeys:input_type -> dyno.v1.ListKeysRequest
-	20, // 28: dyno.v1.Admin.GetPolicy:input_type -> dyno.v1.GetPolicyRequest
-	21, // 29: dyno.v1.Admin.Pin:input_type -> dyno.v1.PinRequest
-	22, // 30: dyno.v1.Admin.Unpin:input_type -> dyno.v1.UnpinRequest
-	23, // 31: dyno.v1.Admin.Reset:input_type -> dyno.v1.ResetRequest
-	24, // 32: dyno.v1.Admin.SetObjective:input_type -> dyno.v1.SetObjectiveRequest
-	26, // 33: dyno.v1.Admin.ExportTraces:input_type -> dyno.v1.ExportTracesRequest
-	29, // 34: dyno.v1.Admin.ListExecutors:input_type -> dyno.v1.ListExecutorsRequest
-	32, // 35: dyno.v1.Admin.Backup:input_type -> dyno.v1.BackupRequest
-	37, // 36: dyno.v1.Cloud.Infer:input_type -> dyno.v1.InferRequest
-	34, // 37: dyno.v1.Cloud.Describe:input_type -> dyno.v1.DescribeRequest
-	9,  // 38: dyno.v1.Executor.Register:output_type -> dyno.v1.RegisterResponse
-	12, // 39: dyno.v1.Executor.Report:output_type -> dyno.v1.ReportAck
-	14, // 40: dyno.v1.Executor.WatchPolicies:output_type -> dyno.v1.PolicyUpdate
-	16, // 41: dyno.v1.Admin.Status:output_type -> dyno.v1.StatusResponse
-	19, // 42: dyno.v1.Admin.ListKeys:output_type -> dyno.v1.ListKeysResponse
-	6,  // 43: dyno.v1.Admin.GetPolicy:output_type -> dyno.v1.Policy
-	25, // 44: dyno.v1.Admin.Pin:output_type -> dyno.v1.AdminChange
-	25, // 45: dyno.v1.Admin.Unpin:output_type -> dyno.v1.AdminChange
-	25, // 46: dyno.v1.Admin.Reset:output_type -> dyno.v1.AdminChange
-	25, // 47: dyno.v1.Admin.SetObjective:output_type -> dyno.v1.AdminChange
-	28, // 48: dyno.v1.Admin.ExportTraces:output_type -> dyno.v1.TraceBatch
-	31, // 49: dyno.v1.Admin.ListExecutors:output_type -> dyno.v1.ListExecutorsResponse
-	33, // 50: dyno.v1.Admin.Backup:output_type -> dyno.v1.BackupChunk
-	38, // 51: dyno.v1.Cloud.Infer:output_type -> dyno.v1.InferResponse
-	35, // 52: dyno.v1.Cloud.Describe:output_type -> dyno.v1.DescribeResponse
-	38, // [38:53] is the sub-list for method output_type
-	23, // [23:38] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	21, // 4: dyno.v1.Policy.summary:type_name -> dyno.v1.PolicySummary
+	47, // 5: dyno.v1.RegisterRequest.labels:type_name -> dyno.v1.RegisterRequest.LabelsEntry
+	6,  // 6: dyno.v1.RegisterResponse.policy:type_name -> dyno.v1.Policy
+	8,  // 7: dyno.v1.RegisterResponse.limits:type_name -> dyno.v1.Limits
+	0,  // 8: dyno.v1.RegisterResponse.arms:type_name -> dyno.v1.Arm
+	0,  // 9: dyno.v1.Report.arm:type_name -> dyno.v1.Arm
+	1,  // 10: dyno.v1.Report.conditions:type_name -> dyno.v1.Conditions
+	2,  // 11: dyno.v1.Report.stages:type_name -> dyno.v1.Stages
+	10, // 12: dyno.v1.ReportBatch.reports:type_name -> dyno.v1.Report
+	6,  // 13: dyno.v1.PolicyUpdate.policy:type_name -> dyno.v1.Policy
+	4,  // 14: dyno.v1.KeyInfo.objective:type_name -> dyno.v1.Objective
+	5,  // 15: dyno.v1.KeyInfo.pin:type_name -> dyno.v1.Pin
+	18, // 16: dyno.v1.ListKeysResponse.keys:type_name -> dyno.v1.KeyInfo
+	1,  // 17: dyno.v1.PolicySummary.conditions:type_name -> dyno.v1.Conditions
+	0,  // 18: dyno.v1.PolicySummary.greedy:type_name -> dyno.v1.Arm
+	0,  // 19: dyno.v1.PolicySummary.static_arm:type_name -> dyno.v1.Arm
+	22, // 20: dyno.v1.PolicySummary.top:type_name -> dyno.v1.ArmSummary
+	23, // 21: dyno.v1.PolicySummary.stages:type_name -> dyno.v1.StageSummary
+	0,  // 22: dyno.v1.ArmSummary.arm:type_name -> dyno.v1.Arm
+	0,  // 23: dyno.v1.PinRequest.arm:type_name -> dyno.v1.Arm
+	4,  // 24: dyno.v1.SetObjectiveRequest.objective:type_name -> dyno.v1.Objective
+	10, // 25: dyno.v1.Trace.report:type_name -> dyno.v1.Report
+	30, // 26: dyno.v1.TraceBatch.traces:type_name -> dyno.v1.Trace
+	48, // 27: dyno.v1.ExecutorInfo.labels:type_name -> dyno.v1.ExecutorInfo.LabelsEntry
+	0,  // 28: dyno.v1.ExecutorInfo.top_arm:type_name -> dyno.v1.Arm
+	33, // 29: dyno.v1.ListExecutorsResponse.executors:type_name -> dyno.v1.ExecutorInfo
+	38, // 30: dyno.v1.ListAuditResponse.events:type_name -> dyno.v1.AuditEvent
+	44, // 31: dyno.v1.DescribeResponse.models:type_name -> dyno.v1.CloudModel
+	7,  // 32: dyno.v1.Executor.Register:input_type -> dyno.v1.RegisterRequest
+	11, // 33: dyno.v1.Executor.Report:input_type -> dyno.v1.ReportBatch
+	13, // 34: dyno.v1.Executor.WatchPolicies:input_type -> dyno.v1.PolicyRequest
+	15, // 35: dyno.v1.Admin.Status:input_type -> dyno.v1.StatusRequest
+	17, // 36: dyno.v1.Admin.ListKeys:input_type -> dyno.v1.ListKeysRequest
+	20, // 37: dyno.v1.Admin.GetPolicy:input_type -> dyno.v1.GetPolicyRequest
+	24, // 38: dyno.v1.Admin.Pin:input_type -> dyno.v1.PinRequest
+	25, // 39: dyno.v1.Admin.Unpin:input_type -> dyno.v1.UnpinRequest
+	26, // 40: dyno.v1.Admin.Reset:input_type -> dyno.v1.ResetRequest
+	27, // 41: dyno.v1.Admin.SetObjective:input_type -> dyno.v1.SetObjectiveRequest
+	29, // 42: dyno.v1.Admin.ExportTraces:input_type -> dyno.v1.ExportTracesRequest
+	32, // 43: dyno.v1.Admin.ListExecutors:input_type -> dyno.v1.ListExecutorsRequest
+	40, // 44: dyno.v1.Admin.Backup:input_type -> dyno.v1.BackupRequest
+	35, // 45: dyno.v1.Admin.RemoveExecutors:input_type -> dyno.v1.RemoveExecutorsRequest
+	37, // 46: dyno.v1.Admin.ListAudit:input_type -> dyno.v1.ListAuditRequest
+	45, // 47: dyno.v1.Cloud.Infer:input_type -> dyno.v1.InferRequest
+	42, // 48: dyno.v1.Cloud.Describe:input_type -> dyno.v1.DescribeRequest
+	9,  // 49: dyno.v1.Executor.Register:output_type -> dyno.v1.RegisterResponse
+	12, // 50: dyno.v1.Executor.Report:output_type -> dyno.v1.ReportAck
+	14, // 51: dyno.v1.Executor.WatchPolicies:output_type -> dyno.v1.PolicyUpdate
+	16, // 52: dyno.v1.Admin.Status:output_type -> dyno.v1.StatusResponse
+	19, // 53: dyno.v1.Admin.ListKeys:output_type -> dyno.v1.ListKeysResponse
+	6,  // 54: dyno.v1.Admin.GetPolicy:output_type -> dyno.v1.Policy
+	28, // 55: dyno.v1.Admin.Pin:output_type -> dyno.v1.AdminChange
+	28, // 56: dyno.v1.Admin.Unpin:output_type -> dyno.v1.AdminChange
+	28, // 57: dyno.v1.Admin.Reset:output_type -> dyno.v1.AdminChange
+	28, // 58: dyno.v1.Admin.SetObjective:output_type -> dyno.v1.AdminChange
+	31, // 59: dyno.v1.Admin.ExportTraces:output_type -> dyno.v1.TraceBatch
+	34, // 60: dyno.v1.Admin.ListExecutors:output_type -> dyno.v1.ListExecutorsResponse
+	41, // 61: dyno.v1.Admin.Backup:output_type -> dyno.v1.BackupChunk
+	36, // 62: dyno.v1.Admin.RemoveExecutors:output_type -> dyno.v1.RemoveExecutorsResponse
+	39, // 63: dyno.v1.Admin.ListAudit:output_type -> dyno.v1.ListAuditResponse
+	46, // 64: dyno.v1.Cloud.Infer:output_type -> dyno.v1.InferResponse
+	43, // 65: dyno.v1.Cloud.Describe:output_type -> dyno.v1.DescribeResponse
+	49, // [49:66] is the sub-list for method output_type
+	32, // [32:49] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_dyno_proto_init() }
@@ -3433,7 +4232,7 @@ func file_dyno_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dyno_proto_rawDesc), len(file_dyno_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   41,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -241,16 +241,18 @@ var Executor_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Admin_Status_FullMethodName        = "/dyno.v1.Admin/Status"
-	Admin_ListKeys_FullMethodName      = "/dyno.v1.Admin/ListKeys"
-	Admin_GetPolicy_FullMethodName     = "/dyno.v1.Admin/GetPolicy"
-	Admin_Pin_FullMethodName           = "/dyno.v1.Admin/Pin"
-	Admin_Unpin_FullMethodName         = "/dyno.v1.Admin/Unpin"
-	Admin_Reset_FullMethodName         = "/dyno.v1.Admin/Reset"
-	Admin_SetObjective_FullMethodName  = "/dyno.v1.Admin/SetObjective"
-	Admin_ExportTraces_FullMethodName  = "/dyno.v1.Admin/ExportTraces"
-	Admin_ListExecutors_FullMethodName = "/dyno.v1.Admin/ListExecutors"
-	Admin_Backup_FullMethodName        = "/dyno.v1.Admin/Backup"
+	Admin_Status_FullMethodName          = "/dyno.v1.Admin/Status"
+	Admin_ListKeys_FullMethodName        = "/dyno.v1.Admin/ListKeys"
+	Admin_GetPolicy_FullMethodName       = "/dyno.v1.Admin/GetPolicy"
+	Admin_Pin_FullMethodName             = "/dyno.v1.Admin/Pin"
+	Admin_Unpin_FullMethodName           = "/dyno.v1.Admin/Unpin"
+	Admin_Reset_FullMethodName           = "/dyno.v1.Admin/Reset"
+	Admin_SetObjective_FullMethodName    = "/dyno.v1.Admin/SetObjective"
+	Admin_ExportTraces_FullMethodName    = "/dyno.v1.Admin/ExportTraces"
+	Admin_ListExecutors_FullMethodName   = "/dyno.v1.Admin/ListExecutors"
+	Admin_Backup_FullMethodName          = "/dyno.v1.Admin/Backup"
+	Admin_RemoveExecutors_FullMethodName = "/dyno.v1.Admin/RemoveExecutors"
+	Admin_ListAudit_FullMethodName       = "/dyno.v1.Admin/ListAudit"
 )
 
 // AdminClient is the client API for Admin service.
@@ -275,6 +277,12 @@ type AdminClient interface {
 	// Backup streams a consistent copy of the store file, taken while the
 	// controller runs.
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error)
+	// RemoveExecutors takes executors out of the fleet: their records,
+	// report windows and counts are deleted and their streams end; an id is
+	// free to register again.
+	RemoveExecutors(ctx context.Context, in *RemoveExecutorsRequest, opts ...grpc.CallOption) (*RemoveExecutorsResponse, error)
+	// ListAudit reads the audit log of operators' changes, oldest first.
+	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
 }
 
 type adminClient struct {
@@ -403,6 +411,26 @@ func (c *adminClient) Backup(ctx context.Context, in *BackupRequest, opts ...grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_BackupClient = grpc.ServerStreamingClient[BackupChunk]
 
+func (c *adminClient) RemoveExecutors(ctx context.Context, in *RemoveExecutorsRequest, opts ...grpc.CallOption) (*RemoveExecutorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveExecutorsResponse)
+	err := c.cc.Invoke(ctx, Admin_RemoveExecutors_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditResponse)
+	err := c.cc.Invoke(ctx, Admin_ListAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -425,6 +453,12 @@ type AdminServer interface {
 	// Backup streams a consistent copy of the store file, taken while the
 	// controller runs.
 	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error
+	// RemoveExecutors takes executors out of the fleet: their records,
+	// report windows and counts are deleted and their streams end; an id is
+	// free to register again.
+	RemoveExecutors(context.Context, *RemoveExecutorsRequest) (*RemoveExecutorsResponse, error)
+	// ListAudit reads the audit log of operators' changes, oldest first.
+	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -464,6 +498,12 @@ func (UnimplementedAdminServer) ListExecutors(context.Context, *ListExecutorsReq
 }
 func (UnimplementedAdminServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error {
 	return status.Error(codes.Unimplemented, "method Backup not implemented")
+}
+func (UnimplementedAdminServer) RemoveExecutors(context.Context, *RemoveExecutorsRequest) (*RemoveExecutorsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveExecutors not implemented")
+}
+func (UnimplementedAdminServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -652,6 +692,42 @@ func _Admin_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Admin_BackupServer = grpc.ServerStreamingServer[BackupChunk]
 
+func _Admin_RemoveExecutors_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveExecutorsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).RemoveExecutors(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_RemoveExecutors_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).RemoveExecutors(ctx, req.(*RemoveExecutorsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ListAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListAudit(ctx, req.(*ListAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -690,6 +766,14 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListExecutors",
 			Handler:    _Admin_ListExecutors_Handler,
+		},
+		{
+			MethodName: "RemoveExecutors",
+			Handler:    _Admin_RemoveExecutors_Handler,
+		},
+		{
+			MethodName: "ListAudit",
+			Handler:    _Admin_ListAudit_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

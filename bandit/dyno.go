@@ -89,9 +89,11 @@ type Dyno struct {
 	bytesEff []float64
 
 	// scratch, reused by Choose
-	pts     []stagePoint
-	costs   []float64
-	leanest []int // per split, the eligible arm that sends the fewest bytes
+	pts       []stagePoint
+	costs     []float64
+	leanest   []int     // per split, the eligible arm that sends the fewest bytes
+	floorLo   []float64 // per arm, the exploration floor's minimum (floor.go)
+	floorCost []float64 // per arm, its posterior-mean cost, for the floor
 }
 
 // armStatic is the part of an arm the hot path reads, at nominal speed.
@@ -220,6 +222,7 @@ func (p *Dyno) setup() {
 	}
 	p.pts = make([]stagePoint, n)
 	p.costs = make([]float64, n)
+	p.floorCost = make([]float64, n)
 	p.leanest = make([]int, k+1)
 }
 
@@ -431,6 +434,7 @@ func (p *Dyno) Choose(cond costmodel.Conditions, d *Decision) error {
 			d.Probs[i] /= total
 		}
 	}
+	p.applyFloor(d, &cond, best, kt)
 	p.sample(d)
 	return nil
 }
@@ -799,6 +803,7 @@ func (p *Dyno) MarshalBinary() ([]byte, error) {
 	e.bools(p.postOK)
 	e.bools(p.armConflict)
 	e.bools(p.grpConflict)
+	p.encodeFloor(e)
 	return e.b, nil
 }
 
@@ -846,6 +851,7 @@ func init() {
 		p.postOK = d.bools("dyno.posterior_ok", n)
 		p.armConflict = d.bools("dyno.arm_conflict", n)
 		p.grpConflict = d.bools("dyno.group_conflict", n)
+		p.decodeFloor(d)
 		if d.err != nil {
 			return nil, d.err
 		}

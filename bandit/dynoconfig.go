@@ -68,8 +68,22 @@ type DynoConfig struct {
 	// about 14000 reports).
 	AccuracyForgetting float64
 	// MaxGapZ: an arm whose cost gap to the best is more than this many
-	// standard deviations of the gap gets no probability. Default 4.
+	// standard deviations of the gap gets no probability (before the
+	// exploration floor). Default 4.
 	MaxGapZ float64
+	// ExploreFloor is the share of probability that keeps every eligible
+	// arm choosable: each of the m eligible arms gets at least
+	// ExploreFloor/m (floor.go), so that the trace log supports evaluating
+	// any policy offline and no stage goes unobserved for ever. Default
+	// DefaultExploreFloor; negative turns the floor off; at most 0.5.
+	ExploreFloor float64
+	// BaselineFloor is the probability each arm a shipped baseline would
+	// choose in the request's conditions (static DynO, device-only,
+	// cloud-only) keeps at least, lowered where needed so that each costs
+	// at most a tenth of the best arm's cost (floor.go): the trace log
+	// then supports evaluating the baselines offline. Default
+	// DefaultBaselineFloor; negative turns it off; at most 0.05.
+	BaselineFloor float64
 }
 
 // DefaultAccuracyPrior is the pseudo-count weight of an accuracy table that
@@ -102,6 +116,9 @@ func (c *DynoConfig) resolve(table *costmodel.AccuracyTable) error {
 	def(&c.GroupConflictZ, 3)
 	def(&c.AccuracyForgetting, 0.99995)
 	def(&c.MaxGapZ, 4)
+	if err := c.resolveFloor(); err != nil {
+		return err
+	}
 	inf := math.Inf(1)
 	for _, f := range []struct {
 		name   string

@@ -3,8 +3,13 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/dynoml/dyno/api"
 	"github.com/dynoml/dyno/costmodel"
@@ -31,6 +36,7 @@ func (a *adminService) Status(ctx context.Context, _ *api.StatusRequest) (*api.S
 		AnonRssBytes: pm.anon, FileRssBytes: pm.file, GoSysBytes: ms.Sys,
 		Bandit: s.cfg.Bandit, PoliciesPublished: s.published.Load(),
 	}
+	resp.StoreDevice, resp.StoreInode = s.st.FileID()
 	if s.sink != nil {
 		resp.InfluxEnabled = true
 		resp.InfluxPointsWritten = s.sink.written.Load()
@@ -82,7 +88,26 @@ func (a *adminService) GetPolicy(ctx context.Context, req *api.GetPolicyRequest)
 	if p == nil {
 		return nil, toStatus(fmt.Errorf("%w: key %q has no published policy yet", ErrNotFound, req.Key))
 	}
-	return p, nil
+	c := costmodel.Conditions{BandwidthMbps: req.BandwidthMbps, RTTMs: req.RttMs}
+	if c.BandwidthMbps == 0 {
+		c.BandwidthMbps = 10
+	}
+	if c.RTTMs == 0 {
+		c.RTTMs = 40
+	}
+	if err := c.Validate(); err != nil {
+		return nil, toStatus(err)
+	}
+	sum, err := summarize(k, p, c)
+	if err != nil {
+		// The version itself is sound (executors restore it); say why
+		// there is no summary rather than fail the call.
+		a.srv.log.Warn("policy summary", "key", k.name, "version", p.Version, "err", err)
+		return p, nil
+	}
+	out := proto.Clone(p).(*api.Policy)
+	out.Summary = sum
+	return out, nil
 }
 
 // change hands an operator's change to the key's learner and waits for the
@@ -162,6 +187,9 @@ const exportChunk = 1000
 
 // ExportTraces implements api.AdminServer.
 func (a *adminService) ExportTraces(req *api.ExportTracesRequest, stream api.Admin_ExportTracesServer) error {
+	if req.Key != "" && a.srv.reg.key(req.Key) == nil {
+		return toStatus(fmt.Errorf("%w: key %q (dynoctl keys lists them)", ErrNotFound, req.Key))
+	}
 	from, sent := max(req.SinceSeq, 1), uint64(0)
 	for {
 		batch := &api.TraceBatch{}
@@ -173,10 +201,18 @@ func (a *adminService) ExportTraces(req *api.ExportTracesRequest, stream api.Adm
 					return next-from < 50*exportChunk, nil
 				}
 				idx := 0
+				var bits []int
 				if k := a.srv.reg.key(t.Key); k != nil {
 					idx, _ = k.cm.Index(costmodel.Arm{Split: t.Split, Bits: t.Bits})
+					bits = k.cm.Manifest.AllowedBits
 				}
-				batch.Traces = append(batch.Traces, apiTrace(&t, idx))
+				tr := apiTrace(&t, idx)
+				// the precisions the arm index refers to, so the export is
+				// read back with the manifest it came from
+				for _, b := range bits {
+					tr.Report.AllowedBits = append(tr.Report.AllowedBits, uint32(b))
+				}
+				batch.Traces = append(batch.Traces, tr)
 				sent++
 				more := len(batch.Traces) < exportChunk && (req.Limit == 0 || sent < req.Limit)
 				return more, nil
@@ -200,20 +236,134 @@ func (a *adminService) ExportTraces(req *api.ExportTracesRequest, stream api.Adm
 	}
 }
 
+// Paging of ListExecutors.
+const (
+	defaultExecutorPage = 1000
+	maxExecutorPage     = 10000
+)
+
 // ListExecutors implements api.AdminServer.
-func (a *adminService) ListExecutors(ctx context.Context, _ *api.ListExecutorsRequest) (*api.ListExecutorsResponse, error) {
+func (a *adminService) ListExecutors(ctx context.Context, req *api.ListExecutorsRequest) (*api.ListExecutorsResponse, error) {
+	size := int(req.PageSize)
+	switch {
+	case size == 0:
+		size = defaultExecutorPage
+	case size > maxExecutorPage:
+		return nil, toStatus(badField("page_size", "%d, at most %d", size, maxExecutorPage))
+	}
+	if req.NotSeenForMs < 0 {
+		return nil, toStatus(badField("not_seen_for_ms", "%d is negative", req.NotSeenForMs))
+	}
+	now := time.Now()
 	resp := &api.ListExecutorsResponse{}
 	for _, x := range a.srv.execs.list() {
 		x.mu.Lock()
 		r := x.rec
-		resp.Executors = append(resp.Executors, &api.ExecutorInfo{
+		info := &api.ExecutorInfo{
 			ExecutorId: r.ID, Key: r.Key, Model: r.Model, DeviceClass: r.DeviceClass, Version: r.Version, Labels: r.Labels,
 			RegisteredUnixNano: r.RegisteredAt.UnixNano(), LastSeenUnixNano: r.LastSeen.UnixNano(), AckedThroughSeq: x.through,
 			Reports: r.Reports, AckedVersion: r.AckedVersion, LastNack: r.LastNACK, Connected: x.connected > 0, TokenName: r.TokenName,
-		})
+		}
 		x.mu.Unlock()
+		if (req.Key != "" && info.Key != req.Key) || (req.TokenName != "" && info.TokenName != req.TokenName) ||
+			!strings.HasPrefix(info.ExecutorId, req.IdPrefix) || (req.ConnectedOnly && !info.Connected) ||
+			(req.NotSeenForMs > 0 && now.Sub(r.LastSeen) < time.Duration(req.NotSeenForMs)*time.Millisecond) {
+			continue
+		}
+		resp.Total++
+		switch {
+		case info.ExecutorId <= req.PageToken:
+		case len(resp.Executors) < size:
+			resp.Executors = append(resp.Executors, info)
+		case resp.NextPageToken == "":
+			// One more passes: the page is full and another follows.
+			resp.NextPageToken = resp.Executors[size-1].ExecutorId
+		}
+	}
+	a.addArmUse(resp.Executors)
+	return resp, nil
+}
+
+// RemoveExecutors implements api.AdminServer.
+func (a *adminService) RemoveExecutors(ctx context.Context, req *api.RemoveExecutorsRequest) (*api.RemoveExecutorsResponse, error) {
+	if len(req.ExecutorIds) == 0 && req.NotSeenForMs <= 0 {
+		return nil, toStatus(badField("executor_ids", "empty, and no not_seen_for_ms: name what to remove"))
+	}
+	ids := map[string]bool{}
+	resp := &api.RemoveExecutorsResponse{}
+	for _, id := range req.ExecutorIds {
+		if err := checkName("executor_ids", id); err != nil {
+			return nil, toStatus(err)
+		}
+		if a.srv.execs.get(id) == nil {
+			resp.Unknown = append(resp.Unknown, id)
+			continue
+		}
+		ids[id] = true
+	}
+	if req.NotSeenForMs > 0 {
+		for _, id := range a.srv.execs.stale(time.Now().Add(-time.Duration(req.NotSeenForMs) * time.Millisecond)) {
+			ids[id] = true
+		}
+	}
+	removed, err := a.srv.removeExecutors(slices.Sorted(maps.Keys(ids)))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	a.srv.log.Info("executors removed", "count", len(removed), "by", tokenName(ctx))
+	resp.Removed = removed
+	return resp, nil
+}
+
+// ListAudit implements api.AdminServer.
+func (a *adminService) ListAudit(ctx context.Context, req *api.ListAuditRequest) (*api.ListAuditResponse, error) {
+	if req.Key != "" && a.srv.reg.key(req.Key) == nil {
+		return nil, toStatus(fmt.Errorf("%w: key %q (dynoctl keys lists them)", ErrNotFound, req.Key))
+	}
+	limit := int(req.Limit)
+	if limit == 0 {
+		limit = 1000
+	}
+	resp := &api.ListAuditResponse{}
+	errFull := fmt.Errorf("full")
+	err := a.srv.st.View(func(tx *store.Tx) error {
+		return tx.ForEachEvent(req.SinceSeq, func(e store.Event) error {
+			if req.Key != "" && e.Key != req.Key {
+				return nil
+			}
+			if len(resp.Events) == limit {
+				return errFull
+			}
+			resp.Events = append(resp.Events, &api.AuditEvent{Seq: e.Seq, AtUnixNano: e.At.UnixNano(), By: e.By, Action: e.Action, Key: e.Key,
+				Version: e.Version, DetailJson: string(e.Detail)})
+			return nil
+		})
+	})
+	if err != nil && err != errFull {
+		return nil, toStatus(err)
 	}
 	return resp, nil
+}
+
+// addArmUse fills in, for each listed executor, the policy version of its
+// latest report and the arm most of its recent reports used.
+func (a *adminService) addArmUse(infos []*api.ExecutorInfo) {
+	for _, info := range infos {
+		x := a.srv.execs.get(info.ExecutorId)
+		if x == nil {
+			continue
+		}
+		x.mu.Lock()
+		version := x.use.version
+		arm, share, used := x.use.top()
+		x.mu.Unlock()
+		info.ReportedPolicyVersion = version
+		if k := a.srv.reg.key(info.Key); used && k != nil {
+			if arms := k.cm.Arms(); arm < len(arms) {
+				info.TopArm, info.TopArmShare = &api.Arm{Split: uint32(arms[arm].Split), Bits: uint32(arms[arm].Bits)}, share
+			}
+		}
+	}
 }
 
 // backupChunk is the size of one Backup message.

@@ -10,11 +10,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -37,6 +40,13 @@ type Token struct {
 	Name   string
 	Scopes []Scope
 	Hash   [sha256.Size]byte
+	// ExecutorIDs, when not empty, limits the executor ids the token may
+	// register, report and watch as to those matching one of these
+	// patterns (path.Match syntax: "cam-*", "lab-[0-9]*").
+	ExecutorIDs []string
+	// MaxExecutors bounds how many executors the token's identity may own;
+	// zero means Config.MaxExecutorsPerIdentity.
+	MaxExecutors int
 }
 
 // NewToken makes a Token from its secret.
@@ -46,11 +56,12 @@ func NewToken(name, secret string, scopes ...Scope) Token {
 
 // ReadTokens reads a token file: one token a line,
 //
-//	NAME SCOPE[,SCOPE] SECRET
+//	NAME SCOPE[,SCOPE] SECRET [ids=PATTERN[,PATTERN]] [max-executors=N]
 //
 // where SECRET is the token itself or "sha256:" and its hex digest (so that
-// the file need not hold secrets). Blank lines and lines starting with #
-// are ignored.
+// the file need not hold secrets), ids limits the executor ids the token
+// may act as (path.Match patterns) and max-executors how many executors it
+// may own. Blank lines and lines starting with # are ignored.
 func ReadTokens(r io.Reader) ([]Token, error) {
 	var out []Token
 	sc := bufio.NewScanner(r)
@@ -61,8 +72,8 @@ func ReadTokens(r io.Reader) ([]Token, error) {
 			continue
 		}
 		f := strings.Fields(line)
-		if len(f) != 3 {
-			return nil, fmt.Errorf("tokens line %d: want NAME SCOPES SECRET, got %d fields", n, len(f))
+		if len(f) < 3 {
+			return nil, fmt.Errorf("tokens line %d: want NAME SCOPES SECRET [ids=PATTERNS] [max-executors=N], got %d fields", n, len(f))
 		}
 		t := Token{Name: f[0]}
 		if names[t.Name] {
@@ -88,6 +99,26 @@ func ReadTokens(r io.Reader) ([]Token, error) {
 				return nil, fmt.Errorf("tokens line %d: token %q is shorter than 16 characters", n, t.Name)
 			}
 			t.Hash = sha256.Sum256([]byte(f[2]))
+		}
+		for _, opt := range f[3:] {
+			k, v, _ := strings.Cut(opt, "=")
+			switch k {
+			case "ids":
+				for _, pat := range strings.Split(v, ",") {
+					if _, err := path.Match(pat, ""); err != nil || pat == "" {
+						return nil, fmt.Errorf("tokens line %d: ids: %q is not a pattern (path.Match syntax)", n, pat)
+					}
+					t.ExecutorIDs = append(t.ExecutorIDs, pat)
+				}
+			case "max-executors":
+				m, err := strconv.Atoi(v)
+				if err != nil || m < 1 {
+					return nil, fmt.Errorf("tokens line %d: max-executors: %q is not a positive number", n, v)
+				}
+				t.MaxExecutors = m
+			default:
+				return nil, fmt.Errorf("tokens line %d: unknown option %q (ids=PATTERNS, max-executors=N)", n, opt)
+			}
 		}
 		out = append(out, t)
 	}
@@ -125,6 +156,41 @@ func tokenName(ctx context.Context) string {
 	return t.Name
 }
 
+// identity names who makes a call, for the ownership of executor ids: the
+// subject of the client certificate that TLS verified, when the listener
+// asks for one (mutual TLS), else the name of the bearer token.
+func identity(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 && len(ti.State.VerifiedChains[0]) > 0 {
+			return "cert:" + ti.State.VerifiedChains[0][0].Subject.String()
+		}
+	}
+	if n := tokenName(ctx); n != "" {
+		return "token:" + n
+	}
+	return ""
+}
+
+// tokenOf returns the token that authenticated the call, or nil.
+func tokenOf(ctx context.Context) *Token {
+	t, _ := ctx.Value(tokenKey{}).(*Token)
+	return t
+}
+
+// mayActAs says whether the call's token may act as executor id.
+func mayActAs(ctx context.Context, id string) error {
+	t := tokenOf(ctx)
+	if t == nil || len(t.ExecutorIDs) == 0 {
+		return nil
+	}
+	for _, pat := range t.ExecutorIDs {
+		if ok, _ := path.Match(pat, id); ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: token %q may act only as executors matching %s, not %q", ErrPermission, t.Name, strings.Join(t.ExecutorIDs, ", "), id)
+}
+
 // scopeOf says which scope a full method name needs; "" needs none.
 func scopeOf(method string) Scope {
 	switch {
@@ -159,10 +225,12 @@ func (a *authenticator) check(ctx context.Context, method string) (context.Conte
 	if len(vals) == 0 {
 		return nil, refuse(codes.Unauthenticated, "missing bearer token (authorization metadata)", "")
 	}
-	secret, ok := strings.CutPrefix(vals[0], "Bearer ")
-	if !ok {
+	// The scheme is case-insensitive (RFC 7235, section 2.1).
+	scheme, secret, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return nil, refuse(codes.Unauthenticated, "authorization metadata is not \"Bearer TOKEN\"", "")
 	}
+	secret = strings.TrimLeft(secret, " ")
 	h := sha256.Sum256([]byte(secret))
 	var found *Token
 	for i := range a.tokens {

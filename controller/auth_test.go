@@ -63,6 +63,14 @@ var adminCalls = map[string]func(ctx context.Context, a api.AdminClient) error{
 		_, err := a.ListExecutors(ctx, &api.ListExecutorsRequest{})
 		return err
 	},
+	"RemoveExecutors": func(ctx context.Context, a api.AdminClient) error {
+		_, err := a.RemoveExecutors(ctx, &api.RemoveExecutorsRequest{ExecutorIds: []string{"nobody"}})
+		return err
+	},
+	"ListAudit": func(ctx context.Context, a api.AdminClient) error {
+		_, err := a.ListAudit(ctx, &api.ListAuditRequest{})
+		return err
+	},
 	"Backup": func(ctx context.Context, a api.AdminClient) error {
 		s, err := a.Backup(ctx, &api.BackupRequest{})
 		if err != nil {
@@ -136,7 +144,11 @@ func TestEveryAdminCallIsRefusedWithoutAnAdminToken(t *testing.T) {
 	// The admin token passes every one of them.
 	a := api.NewAdminClient(e.dial(t, srv.Addr(), adminSecret))
 	for name, call := range adminCalls {
-		if err := call(ctxFor(t, 10*time.Second), a); err != nil && !errors.Is(err, io.EOF) {
+		err := call(ctxFor(t, 10*time.Second), a)
+		if name == "Unpin" && status.Code(err) == codes.FailedPrecondition {
+			continue // the key is not pinned: answered, not refused
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
 			t.Errorf("%s with the admin token: %v", name, err)
 		}
 	}

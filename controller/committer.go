@@ -36,8 +36,10 @@ type reportsReq struct {
 	// Set by the committer.
 	accepted, duplicates int
 	through              uint64
-	err                  error
-	done                 chan struct{}
+	// reports is the executor's count of applied reports, as committed.
+	reports uint64
+	err     error
+	done    chan struct{}
 }
 
 // committer is the one writer of the store. It groups what arrives while a
@@ -58,6 +60,10 @@ type committer struct {
 
 	windows      map[string]*store.Window
 	dirtyWindows map[string]*store.Window
+	// counts is, per executor, the reports applied from it: committed in
+	// the transaction that appends them, so that it equals the trace log
+	// after any crash.
+	counts map[string]uint64
 	// ckptSeq is, per key, the last trace applied in its last committed
 	// checkpoint; lastSeq the last trace of the key committed.
 	ckptSeq map[string]uint64
@@ -79,7 +85,7 @@ func newCommitter(st *store.Store, log *slog.Logger, maxGroup int) *committer {
 		st: st, log: log, maxGroup: maxGroup,
 		in:       make(chan *request, 1024),
 		sideWake: make(chan struct{}, 1),
-		windows:  map[string]*store.Window{}, dirtyWindows: map[string]*store.Window{},
+		windows:  map[string]*store.Window{}, dirtyWindows: map[string]*store.Window{}, counts: map[string]uint64{},
 		ckptSeq: map[string]uint64{}, lastSeq: map[string]uint64{},
 		period: time.Second,
 		stop:   make(chan struct{}), stopped: make(chan struct{}),
@@ -233,6 +239,9 @@ func (c *committer) commit(group []*request) error {
 			if err := tx.PutWindow(exec, w); err != nil {
 				return err
 			}
+			if err := tx.PutReportCount(exec, c.counts[exec]); err != nil {
+				return err
+			}
 			delete(c.dirtyWindows, exec)
 		}
 		return tx.PutReplayFrom(c.replayFrom(tx))
@@ -287,6 +296,20 @@ func (c *committer) appendReports(tx *store.Tx, rr *reportsReq) error {
 		}
 		w = &loaded
 		c.windows[rr.exec] = w
+		n, err := tx.ReportCount(rr.exec)
+		if err != nil {
+			return err
+		}
+		c.counts[rr.exec] = n
+	}
+	// A number far beyond the window is refused, batch and all: taken, it
+	// would move the window past every report still to come.
+	for i := range rr.items {
+		if seq := rr.items[i].reportSeq; seq > w.Through && seq-w.Through > store.MaxSeqStep {
+			rr.err = badField(fmt.Sprintf("reports[%d]: seq", i), "%d is %d beyond the executor's acknowledged %d; a seq may move at most %d ahead", seq, seq-w.Through, w.Through, store.MaxSeqStep)
+			rr.through, rr.reports = w.Through, c.counts[rr.exec]
+			return nil
+		}
 	}
 	idx := make([]int, 0, len(rr.items))
 	encoded := make([][]byte, 0, len(rr.items))
@@ -310,8 +333,9 @@ func (c *committer) appendReports(tx *store.Tx, rr *reportsReq) error {
 		c.lastSeq[it.key.name] = it.seq
 	}
 	rr.accepted = len(idx)
+	c.counts[rr.exec] += uint64(len(idx))
 	c.dirtyWindows[rr.exec] = w
-	rr.through = w.Through
+	rr.through, rr.reports = w.Through, c.counts[rr.exec]
 	return nil
 }
 
@@ -335,6 +359,25 @@ func (c *committer) through(tx *store.Tx, exec string) (uint64, error) {
 	}
 	w, err := tx.Window(exec)
 	return w.Through, err
+}
+
+// count returns the executor's count of applied reports. It must run on
+// the committer's goroutine (inside an apply).
+func (c *committer) count(tx *store.Tx, exec string) (uint64, error) {
+	if _, ok := c.windows[exec]; ok {
+		return c.counts[exec], nil
+	}
+	return tx.ReportCount(exec)
+}
+
+// forget drops what the committer holds of removed executors. It must run
+// on the committer's goroutine (inside an apply).
+func (c *committer) forget(ids []string) {
+	for _, id := range ids {
+		delete(c.windows, id)
+		delete(c.dirtyWindows, id)
+		delete(c.counts, id)
+	}
 }
 
 // close stops the committer after it has written what is queued and

@@ -22,12 +22,35 @@ type Config struct {
 	Insecure bool
 	// Tokens are the bearer tokens accepted.
 	Tokens []Token
+	// An executor id belongs to the identity that registered it first: the
+	// subject of its client certificate when TLS verifies client
+	// certificates (ClientTLS makes such a config), else its token's name.
+	// MaxExecutorsPerIdentity bounds how many one identity may own (a
+	// token's MaxExecutors overrides it); zero means 10000, negative no
+	// bound.
+	MaxExecutorsPerIdentity int
+	// ExecutorExpiry removes executors not seen (no registration, report
+	// or ACK) for this long; zero keeps them until removed.
+	ExecutorExpiry time.Duration
+	// DrainDelay is how long Run keeps serving with health NOT_SERVING
+	// after it is told to stop (SIGTERM), before the listener closes; zero
+	// means two seconds, negative none.
+	DrainDelay time.Duration
+	// NoReflection turns the gRPC reflection service off.
+	NoReflection bool
 
 	// StorePath is the bbolt file.
 	StorePath string
 	// StoreNoSync skips fsync: benchmarks only, acknowledged reports may be
 	// lost in a crash.
 	StoreNoSync bool
+	// StoreCreate allows making a new store in an existing empty file (0
+	// bytes); a missing file is always created.
+	StoreCreate bool
+	// StoreAllowMetaFallback opens a store whose newer meta page is
+	// damaged at the older one, losing its last commit (docs/controller.md);
+	// without it such a store is refused.
+	StoreAllowMetaFallback bool
 	// Retention bounds the trace log (zero: keep everything).
 	Retention store.Retention
 
@@ -97,6 +120,12 @@ func (c *Config) withDefaults() Config {
 	d := *c
 	if d.Listen == "" {
 		d.Listen = "127.0.0.1:7070"
+	}
+	if d.DrainDelay == 0 {
+		d.DrainDelay = 2 * time.Second
+	}
+	if d.MaxExecutorsPerIdentity == 0 {
+		d.MaxExecutorsPerIdentity = 10000
 	}
 	if d.Objectives == nil {
 		d.Objectives = map[string]costmodel.Objective{"default": {Kind: costmodel.MinLatency}}

@@ -23,6 +23,11 @@ var (
 	ErrStopping = errors.New("controller: unavailable")
 	// ErrRateLimited: an executor reports faster than its limit.
 	ErrRateLimited = errors.New("controller: rate limited")
+	// ErrPermission: the caller may not act on this executor (it belongs
+	// to another identity, or the token is limited to other ids).
+	ErrPermission = errors.New("controller: permission denied")
+	// ErrQuota: the caller owns as many executors as it may.
+	ErrQuota = errors.New("controller: quota exceeded")
 	// ErrConflict: the request conflicts with the state (a stream already
 	// bound to another executor).
 	ErrConflict = errors.New("controller: failed precondition")
@@ -59,7 +64,9 @@ func toStatus(err error) error {
 		code = codes.NotFound
 	case errors.Is(err, ErrStopping):
 		code = codes.Unavailable
-	case errors.Is(err, ErrRateLimited):
+	case errors.Is(err, ErrPermission):
+		code = codes.PermissionDenied
+	case errors.Is(err, ErrRateLimited), errors.Is(err, ErrQuota):
 		code = codes.ResourceExhausted
 	case errors.Is(err, ErrConflict), errors.Is(err, bandit.ErrNoEligibleArm), errors.Is(err, costmodel.ErrNoEligibleArm):
 		code = codes.FailedPrecondition

@@ -44,6 +44,9 @@ func (s *executorService) register(ctx context.Context, req *api.RegisterRequest
 			return nil, err
 		}
 	}
+	if err := checkLabels(req.Labels, req.Version); err != nil {
+		return nil, err
+	}
 	k, err := srv.ensureKey(req.Model, req.DeviceClass, objName)
 	if err != nil {
 		return nil, err
@@ -53,13 +56,26 @@ func (s *executorService) register(ctx context.Context, req *api.RegisterRequest
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	owner := identity(ctx)
+	if err := mayActAs(ctx, req.ExecutorId); err != nil {
+		return nil, err
+	}
+	quota := srv.cfg.MaxExecutorsPerIdentity
+	if t := tokenOf(ctx); t != nil && t.MaxExecutors > 0 {
+		quota = t.MaxExecutors
+	}
+	x, fresh, err := srv.execs.claim(req.ExecutorId, owner, quota, srv.cfg.ReportRate, srv.cfg.ReportBurst)
+	if err != nil {
+		srv.log.Warn("registration refused", "executor", req.ExecutorId, "identity", owner, "err", err)
+		return nil, err
+	}
 	now := time.Now().UTC()
 	rec := store.Executor{ID: req.ExecutorId, Key: k.name, Model: k.model, DeviceClass: k.deviceClass, Version: req.Version, Labels: req.Labels,
-		TokenName: tokenName(ctx), RegisteredAt: now, LastSeen: now}
-	if old := srv.execs.get(req.ExecutorId); old != nil {
-		old.mu.Lock()
-		rec.RegisteredAt, rec.Reports, rec.AckedVersion, rec.LastNACK = old.rec.RegisteredAt, old.rec.Reports, old.rec.AckedVersion, old.rec.LastNACK
-		old.mu.Unlock()
+		TokenName: tokenName(ctx), Owner: owner, RegisteredAt: now, LastSeen: now}
+	if !fresh {
+		x.mu.Lock()
+		rec.RegisteredAt, rec.Reports, rec.AckedVersion, rec.LastNACK = x.rec.RegisteredAt, x.rec.Reports, x.rec.AckedVersion, x.rec.LastNACK
+		x.mu.Unlock()
 	}
 	var through uint64
 	err = srv.com.write(func(tx *store.Tx) error {
@@ -67,12 +83,18 @@ func (s *executorService) register(ctx context.Context, req *api.RegisterRequest
 		if through, err = srv.com.through(tx, rec.ID); err != nil {
 			return err
 		}
+		if rec.Reports, err = srv.com.count(tx, rec.ID); err != nil {
+			return err
+		}
 		return tx.PutExecutor(&rec)
 	})
 	if err != nil {
+		if fresh {
+			srv.execs.unclaim(x)
+		}
 		return nil, err
 	}
-	x := srv.execs.put(rec, srv.cfg.ReportRate, srv.cfg.ReportBurst)
+	srv.execs.set(x, rec)
 	x.mu.Lock()
 	x.through = max(x.through, through)
 	x.mu.Unlock()
@@ -102,6 +124,10 @@ func (s *executorService) report(stream api.Executor_ReportServer) error {
 	senderDone := make(chan struct{})
 	var sendErr error
 	var failed atomic.Bool
+	// broken is closed when an ack cannot be given (a refused batch, a
+	// failed send), so that the stream ends without waiting for the
+	// client's next batch.
+	broken := make(chan struct{})
 	go func() {
 		defer close(senderDone)
 		for f := range acks {
@@ -110,14 +136,16 @@ func (s *executorService) report(stream api.Executor_ReportServer) error {
 			}
 			err := srv.com.wait(f.rr)
 			if err == nil {
-				x.seen(time.Now(), f.rr.accepted, f.rr.through)
+				x.seen(time.Now(), f.rr.reports, f.rr.through)
 				srv.accepted.Add(uint64(f.rr.accepted))
 				srv.duplicates.Add(uint64(f.rr.duplicates))
+				x.used(f.rr.items)
 				err = stream.Send(&api.ReportAck{BatchId: f.batchID, Accepted: uint32(f.rr.accepted), Duplicates: uint32(f.rr.duplicates), AckedThroughSeq: f.rr.through})
 			}
-			if err != nil {
+			if err != nil && !failed.Load() {
 				sendErr = err
 				failed.Store(true)
+				close(broken)
 			}
 		}
 	}()
@@ -143,6 +171,8 @@ func (s *executorService) report(stream api.Executor_ReportServer) error {
 			b = r.msg
 		case <-srv.stopping:
 			return finish(fmt.Errorf("%w: shutting down; what was acknowledged is durable, resend the rest", ErrStopping))
+		case <-broken:
+			return finish(nil)
 		}
 		if failed.Load() {
 			return finish(nil)
@@ -151,8 +181,9 @@ func (s *executorService) report(stream api.Executor_ReportServer) error {
 			if err := checkName("executor_id", b.ExecutorId); err != nil {
 				return finish(err)
 			}
-			if x = srv.execs.get(b.ExecutorId); x == nil {
-				return finish(fmt.Errorf("%w: executor %q is not registered: call Register first", ErrConflict, b.ExecutorId))
+			var err error
+			if x, err = srv.bound(ctx, b.ExecutorId); err != nil {
+				return finish(err)
 			}
 			execID = b.ExecutorId
 			x.mu.Lock()
@@ -166,6 +197,12 @@ func (s *executorService) report(stream api.Executor_ReportServer) error {
 			}()
 		} else if b.ExecutorId != "" && b.ExecutorId != execID {
 			return finish(badField(fmt.Sprintf("batch %d: executor_id", b.BatchId), "%q, but this stream reports for %q", b.ExecutorId, execID))
+		}
+		x.mu.Lock()
+		gone := x.removed
+		x.mu.Unlock()
+		if gone {
+			return finish(fmt.Errorf("%w: executor %q was removed: register it again", ErrConflict, execID))
 		}
 		// Validate first: a batch that breaks the limits or the schema is
 		// refused as such, whatever the executor's rate budget.
@@ -185,6 +222,56 @@ func (s *executorService) report(stream api.Executor_ReportServer) error {
 		}
 		acks <- inflight{rr: rr, batchID: b.BatchId}
 	}
+}
+
+// Bounds of what a registration may carry, so that the records of a
+// fleet stay small (ListExecutors pages them).
+const (
+	maxLabels     = 32
+	maxLabelKey   = 64
+	maxLabelValue = 256
+	maxVersionLen = 128
+)
+
+func checkLabels(labels map[string]string, version string) error {
+	if len(labels) > maxLabels {
+		return badField("labels", "%d labels, at most %d", len(labels), maxLabels)
+	}
+	for k, v := range labels {
+		if k == "" || len(k) > maxLabelKey || len(v) > maxLabelValue {
+			return badField("labels", "%.40q=%.40q: a key of 1 to %d bytes and a value of at most %d", k, v, maxLabelKey, maxLabelValue)
+		}
+	}
+	if len(version) > maxVersionLen {
+		return badField("version", "%d bytes, at most %d", len(version), maxVersionLen)
+	}
+	return nil
+}
+
+// bound returns the executor a stream acts as, once the caller is its
+// owner.
+func (s *Server) bound(ctx context.Context, id string) (*execState, error) {
+	if err := checkName("executor_id", id); err != nil {
+		return nil, err
+	}
+	if err := mayActAs(ctx, id); err != nil {
+		return nil, err
+	}
+	x := s.execs.get(id)
+	if x == nil {
+		return nil, fmt.Errorf("%w: executor %q is not registered: call Register first", ErrConflict, id)
+	}
+	x.mu.Lock()
+	owner, claimed := x.rec.OwnerOf(), x.claimed
+	x.mu.Unlock()
+	if claimed {
+		return nil, fmt.Errorf("%w: executor %q is not registered yet: wait for Register to return", ErrConflict, id)
+	}
+	if who := identity(ctx); owner != who {
+		s.log.Warn("refused to act as another's executor", "executor", id, "identity", who)
+		return nil, fmt.Errorf("%w: executor %q belongs to another identity than %s", ErrPermission, id, who)
+	}
+	return x, nil
 }
 
 // pace holds a batch back while its executor is over its rate, and refuses
@@ -282,8 +369,9 @@ func (s *executorService) watch(stream api.Executor_WatchPoliciesServer) error {
 				return nil
 			}
 			if x == nil {
-				if x = srv.execs.get(req.ExecutorId); x == nil {
-					return fmt.Errorf("%w: executor %q is not registered: call Register first", ErrConflict, req.ExecutorId)
+				var err error
+				if x, err = srv.bound(ctx, req.ExecutorId); err != nil {
+					return err
 				}
 				x.mu.Lock()
 				x.connected++

@@ -371,6 +371,7 @@ func (l *learner) tickEvery() time.Duration {
 func (l *learner) onTick() {
 	now := time.Now()
 	if l.pin != nil && !l.pin.Until.IsZero() && !now.Before(l.pin.Until) {
+		l.srv.log.Info("pin expired", "key", l.key.name, "arm", fmt.Sprintf("s%d/b%d", l.pin.Split, l.pin.Bits), "until", l.pin.Until, "by", l.pin.By)
 		l.apply(&adminOp{action: "unpin", by: "controller (pin expired)", at: now})
 		return
 	}
@@ -395,6 +396,10 @@ func (l *learner) apply(op *adminOp) {
 	case "pin":
 		l.pin = op.pin
 	case "unpin":
+		if l.pin == nil {
+			fail(fmt.Errorf("%w: key %s is not pinned: nothing to unpin, nothing published", ErrConflict, l.key.name))
+			return
+		}
 		l.pin = nil
 	case "objective":
 		l.objective = *op.objective

@@ -184,6 +184,26 @@ func readModelDir(dir string) (*store.Model, error) {
 }
 
 // cloudProfile picks the cloud profile of a model.
+// checkCloudClass refuses, at start, a configured cloud class that the
+// model has no cloud profile for: every key of the model would be refused
+// at registration otherwise.
+func (m *modelEntry) checkCloudClass(want string) error {
+	if want == "" {
+		return nil
+	}
+	if p := m.profiles[want]; p != nil && p.Role == costmodel.RoleCloud {
+		return nil
+	}
+	var have []string
+	for c, p := range m.profiles {
+		if p.Role == costmodel.RoleCloud {
+			have = append(have, c)
+		}
+	}
+	sort.Strings(have)
+	return fmt.Errorf("%w: cloud class %q: model %s has no such cloud profile (it has: %s)", ErrInvalid, want, m.name, strings.Join(have, ", "))
+}
+
 func (m *modelEntry) cloudProfile(want string) (*costmodel.Profile, error) {
 	if want != "" {
 		p := m.profiles[want]

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -78,7 +79,11 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("objective %s: %w", name, err)
 		}
 	}
-	st, err := store.Open(cfg.StorePath, store.Options{NoSync: cfg.StoreNoSync})
+	if abs, err := filepath.Abs(cfg.StorePath); err == nil {
+		// Status reports it; dynoctl backup compares it with its target.
+		cfg.StorePath = abs
+	}
+	st, err := store.Open(cfg.StorePath, store.Options{NoSync: cfg.StoreNoSync, Create: cfg.StoreCreate, AllowMetaFallback: cfg.StoreAllowMetaFallback})
 	if err != nil {
 		return nil, err
 	}
@@ -102,32 +107,36 @@ func New(cfg Config) (*Server, error) {
 // restore loads models, keys, executors and policies from the store, and
 // replays the trace log above each key's checkpoint.
 func (s *Server) restore() error {
+	// Nothing is written before everything stored has been decoded: a
+	// store that is refused is left as it was.
 	var dirModels []*store.Model
+	fromDir := map[string]bool{}
 	for _, dir := range s.cfg.ModelDirs {
 		m, err := readModelDir(dir)
 		if err != nil {
 			return fmt.Errorf("load model: %w", err)
 		}
 		dirModels = append(dirModels, m)
+		fromDir[m.Name] = true
 	}
-	if len(dirModels) > 0 {
-		err := s.st.Update(func(tx *store.Tx) error {
-			for _, m := range dirModels {
-				if err := tx.PutModel(m); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	for _, sm := range dirModels {
+		m, err := decodeModel(sm)
 		if err != nil {
-			return err
+			return fmt.Errorf("load model: %w", err)
 		}
+		s.reg.addModel(m)
 	}
 	var replayFrom, next uint64
 	err := s.st.View(func(tx *store.Tx) error {
 		err := tx.ForEachModel(func(sm store.Model) error {
+			if fromDir[sm.Name] {
+				return nil // replaced by the folder's copy
+			}
 			m, err := decodeModel(&sm)
 			if err != nil {
+				return err
+			}
+			if err := m.checkCloudClass(s.cfg.CloudClass); err != nil {
 				return err
 			}
 			s.reg.addModel(m)
@@ -187,6 +196,13 @@ func (s *Server) restore() error {
 			return err
 		}
 		err = tx.ForEachExecutor(func(e store.Executor) error {
+			n, err := tx.ReportCount(e.ID)
+			if err != nil {
+				return err
+			}
+			// The count committed with the reports, not the record's
+			// copy written about once a second.
+			e.Reports = n
 			x := s.execs.put(e, s.cfg.ReportRate, s.cfg.ReportBurst)
 			w, err := tx.Window(e.ID)
 			x.through = w.Through
@@ -204,7 +220,20 @@ func (s *Server) restore() error {
 	if replayFrom == 0 || replayFrom > next {
 		replayFrom = next
 	}
-	return s.replay(replayFrom)
+	if err := s.replay(replayFrom); err != nil {
+		return err
+	}
+	if len(dirModels) == 0 {
+		return nil
+	}
+	return s.st.Update(func(tx *store.Tx) error {
+		for _, m := range dirModels {
+			if err := tx.PutModel(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // replay applies the traces from seq on to the keys whose state has not
@@ -321,16 +350,54 @@ func (s *Server) dispatch(byKey map[*keyEntry][]*item) {
 	}
 }
 
-// periodic returns the committer's housekeeping: trace retention and the
-// executors' records.
+// removeExecutors takes executors out of the fleet and deletes their
+// records, windows and counts; it returns the ids removed.
+func (s *Server) removeExecutors(ids []string) ([]string, error) {
+	gone := s.execs.remove(ids)
+	if len(gone) == 0 {
+		return nil, nil
+	}
+	out := make([]string, len(gone))
+	for i, x := range gone {
+		out[i] = x.rec.ID
+	}
+	err := s.com.write(func(tx *store.Tx) error {
+		s.com.forget(out)
+		for _, id := range out {
+			if err := tx.DeleteExecutor(id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// periodic returns the committer's housekeeping: trace retention, the
+// executors' records and the expiry of executors not seen for too long.
 func (s *Server) periodic() *request {
+	now := time.Now()
+	var expired []string
+	if d := s.cfg.ExecutorExpiry; d > 0 {
+		for _, x := range s.execs.remove(s.execs.stale(now.Add(-d))) {
+			expired = append(expired, x.rec.ID)
+		}
+		if len(expired) > 0 {
+			s.log.Info("executors expired", "count", len(expired), "not_seen_for", d, "first", expired[0])
+		}
+	}
 	recs := s.execs.dirtyRecords()
 	r := s.cfg.Retention
-	if len(recs) == 0 && r.MaxAge == 0 && r.MaxCount == 0 {
+	if len(recs) == 0 && len(expired) == 0 && r.MaxAge == 0 && r.MaxCount == 0 {
 		return nil
 	}
-	now := time.Now()
 	return &request{apply: func(tx *store.Tx) error {
+		s.com.forget(expired)
+		for _, id := range expired {
+			if err := tx.DeleteExecutor(id); err != nil {
+				return err
+			}
+		}
 		for i := range recs {
 			if err := tx.PutExecutor(&recs[i]); err != nil {
 				return err
@@ -469,7 +536,9 @@ func (s *Server) serve(lis net.Listener) error {
 	api.RegisterAdminServer(s.grpc, &adminService{srv: s})
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
+	if !s.cfg.NoReflection {
+		reflection.Register(s.grpc)
+	}
 
 	go func() { s.comErr <- s.com.run() }()
 	for _, k := range s.reg.keyList() {
@@ -509,6 +578,27 @@ func (s *Server) Addr() string { return s.lis.Addr().String() }
 
 // Err reports the failure of the store that stopped the controller, if any.
 func (s *Server) Err() error { return s.com.err() }
+
+// Drain turns health to NOT_SERVING and keeps serving for delay, so that
+// probes and load balancers see a draining server and send no new work
+// before the listener closes (Stop). Run drains before it stops.
+func (s *Server) Drain(delay time.Duration) {
+	if s.health == nil {
+		return
+	}
+	for _, svc := range []string{"", "dyno.v1.Executor", "dyno.v1.Admin"} {
+		s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+	s.log.Info("draining: health is NOT_SERVING", "for", delay)
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.stopping:
+		}
+	}
+}
 
 // Stop shuts down: watchers are told to go, streams get grace until ctx is
 // done, then what is queued is committed and the store closed.
@@ -562,6 +652,9 @@ func Run(ctx context.Context, cfg Config) error {
 	case <-ctx.Done():
 	case runErr = <-s.comErr:
 		s.comErr <- runErr
+	}
+	if runErr == nil {
+		s.Drain(s.cfg.DrainDelay)
 	}
 	s.log.Info("controller stopping: streams get 5s to finish")
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"os"
 	"time"
 )
 
@@ -64,4 +65,26 @@ func ServerTLS(certFile, keyFile string) (*tls.Config, error) {
 		return nil, fmt.Errorf("load TLS certificate: %w", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}, nil
+}
+
+// ServerMutualTLS is ServerTLS that also requires every client to present
+// a certificate signed by one in clientCAFile (PEM). The subject of a
+// client's certificate is then its identity: an executor id belongs to the
+// subject that registered it.
+func ServerMutualTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
+	c, err := ServerTLS(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	pem, err := os.ReadFile(clientCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("load client CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("load client CA %s: no PEM certificate in it", clientCAFile)
+	}
+	c.ClientCAs = pool
+	c.ClientAuth = tls.RequireAndVerifyClientCert
+	return c, nil
 }

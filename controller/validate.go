@@ -32,6 +32,32 @@ type item struct {
 	cost float64
 }
 
+// Bounds of what an executor measures (docs/controller.md lists them). A
+// report outside them is refused with InvalidArgument naming the field and
+// the bound: finite is not enough, since one report of 1e308 ms would set a
+// key's expected cost beyond anything learnable.
+const (
+	// MaxStageMs bounds every time of a report (stages.*, conditions.rtt_ms
+	// and conditions.cloud_queue_ms): ten minutes.
+	MaxStageMs = 600_000.0
+	// MinBandwidthMbps and MaxBandwidthMbps bound conditions.bandwidth_mbps:
+	// 1 kbit/s to 1 Tbit/s.
+	MinBandwidthMbps = 1e-3
+	MaxBandwidthMbps = 1e6
+	// MaxSlowdown bounds conditions.cloud_slowdown and device_slowdown (0
+	// means not measured).
+	MaxSlowdown = 1000.0
+	// MinPropensity is the smallest probability a chosen arm may be
+	// reported with: below it, an importance weight of 1/p stops meaning
+	// anything in offline evaluation.
+	MinPropensity = 1e-6
+	// MaxStartSkew is how far in the future (clock skew) a report's
+	// start_unix_nano may be, and MaxStartAge how far in the past
+	// (reports buffered while the controller was unreachable).
+	MaxStartSkew = 24 * time.Hour
+	MaxStartAge  = 30 * 24 * time.Hour
+)
+
 // maxRequestID bounds Report.request_id.
 const maxRequestID = 256
 
@@ -61,7 +87,7 @@ func validateBatch(reg *registry, execID, execKey string, b *api.ReportBatch, no
 			k = reg.key(name)
 		}
 		it := &items[i]
-		if err := validateReport(k, name, execKey, r, it); err != nil {
+		if err := validateReport(k, name, execKey, r, it, now); err != nil {
 			fe, _ := err.(*fieldError)
 			if fe == nil {
 				fe = &fieldError{field: "?", msg: err.Error()}
@@ -81,7 +107,7 @@ func validateBatch(reg *registry, execID, execKey string, b *api.ReportBatch, no
 }
 
 // validateReport checks one report against its key and fills it.
-func validateReport(k *keyEntry, name, execKey string, r *api.Report, it *item) error {
+func validateReport(k *keyEntry, name, execKey string, r *api.Report, it *item, now time.Time) error {
 	if r == nil {
 		return badField("report", "missing")
 	}
@@ -106,6 +132,9 @@ func validateReport(k *keyEntry, name, execKey string, r *api.Report, it *item) 
 	if !(r.Propensity > 0 && r.Propensity <= 1) {
 		return badField("propensity", "%g is outside (0, 1]", r.Propensity)
 	}
+	if r.Propensity < MinPropensity {
+		return badField("propensity", "%g is below the floor of %g", r.Propensity, MinPropensity)
+	}
 	c := r.Conditions
 	if c == nil {
 		return badField("conditions", "missing")
@@ -116,11 +145,16 @@ func validateReport(k *keyEntry, name, execKey string, r *api.Report, it *item) 
 	if c.BandwidthMbps == 0 {
 		return badField("conditions.bandwidth_mbps", "0: a link with no bandwidth cannot carry a split")
 	}
+	if c.BandwidthMbps < MinBandwidthMbps || c.BandwidthMbps > MaxBandwidthMbps {
+		return badField("conditions.bandwidth_mbps", "%g is outside [%g, %g]", c.BandwidthMbps, MinBandwidthMbps, MaxBandwidthMbps)
+	}
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"conditions.rtt_ms", c.RttMs}, {"conditions.cloud_queue_ms", c.CloudQueueMs}, {"conditions.cloud_slowdown", c.CloudSlowdown}, {"conditions.device_slowdown", c.DeviceSlowdown}} {
-		if err := finite(f.name, f.v); err != nil {
+		max  float64
+	}{{"conditions.rtt_ms", c.RttMs, MaxStageMs}, {"conditions.cloud_queue_ms", c.CloudQueueMs, MaxStageMs},
+		{"conditions.cloud_slowdown", c.CloudSlowdown, MaxSlowdown}, {"conditions.device_slowdown", c.DeviceSlowdown, MaxSlowdown}} {
+		if err := bounded(f.name, f.v, f.max); err != nil {
 			return err
 		}
 	}
@@ -133,7 +167,7 @@ func validateReport(k *keyEntry, name, execKey string, r *api.Report, it *item) 
 		v    float64
 	}{{"stages.device_ms", s.DeviceMs}, {"stages.pack_ms", s.PackMs}, {"stages.network_ms", s.NetworkMs}, {"stages.rtt_ms", s.RttMs},
 		{"stages.cloud_queue_ms", s.CloudQueueMs}, {"stages.cloud_ms", s.CloudMs}, {"stages.unpack_ms", s.UnpackMs}, {"stages.latency_ms", s.LatencyMs}} {
-		if err := finite(f.name, f.v); err != nil {
+		if err := bounded(f.name, f.v, MaxStageMs); err != nil {
 			return err
 		}
 	}
@@ -153,6 +187,11 @@ func validateReport(k *keyEntry, name, execKey string, r *api.Report, it *item) 
 	}
 	if r.StartUnixNano < 0 {
 		return badField("start_unix_nano", "%d is negative", r.StartUnixNano)
+	}
+	if r.StartUnixNano != 0 {
+		if st := time.Unix(0, r.StartUnixNano); st.After(now.Add(MaxStartSkew)) || st.Before(now.Add(-MaxStartAge)) {
+			return badField("start_unix_nano", "%s is more than %s ahead of or %s behind the controller's clock", st.UTC().Format(time.RFC3339), MaxStartSkew, MaxStartAge)
+		}
 	}
 	if len(r.RequestId) > maxRequestID {
 		return badField("request_id", "%d bytes, at most %d", len(r.RequestId), maxRequestID)
@@ -203,6 +242,17 @@ func validateReport(k *keyEntry, name, execKey string, r *api.Report, it *item) 
 	// The bandit's own check, in case it asks for more than the above.
 	if err := it.report.Validate(); err != nil {
 		return badField("report", "%v", err)
+	}
+	return nil
+}
+
+// bounded is finite, and at most max.
+func bounded(field string, v, max float64) error {
+	if err := finite(field, v); err != nil {
+		return err
+	}
+	if v > max {
+		return badField(field, "%g is above the bound of %g", v, max)
 	}
 	return nil
 }

@@ -91,6 +91,32 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"probs not summing to one", func(r *api.Report) { r.Probs = make([]float64, 141); r.Probs[0] = 0.5 }, "probs"},
 		{"probs disagreeing with the propensity", func(r *api.Report) { r.Probs = make([]float64, 141); r.Probs[0] = 1 }, "propensity"},
 		{"probs negative", func(r *api.Report) { r.Probs = make([]float64, 141); r.Probs[0] = -1 }, "probs[0]"},
+		// Plausible, not only finite (the bounds of docs/controller.md).
+		{"device time 1e308", func(r *api.Report) { r.Stages.DeviceMs = 1e308 }, "stages.device_ms"},
+		{"pack time beyond ten minutes", func(r *api.Report) { r.Stages.PackMs = MaxStageMs * 1.001 }, "stages.pack_ms"},
+		{"network time 1e300", func(r *api.Report) { r.Stages.NetworkMs = 1e300 }, "stages.network_ms"},
+		{"cloud time 1e20", func(r *api.Report) { r.Stages.CloudMs = 1e20 }, "stages.cloud_ms"},
+		{"unpack time 1e10", func(r *api.Report) { r.Stages.UnpackMs = 1e10 }, "stages.unpack_ms"},
+		{"stage rtt 1e9", func(r *api.Report) { r.Stages.RttMs = 1e9 }, "stages.rtt_ms"},
+		{"stage queue 1e9", func(r *api.Report) { r.Stages.CloudQueueMs = 1e9 }, "stages.cloud_queue_ms"},
+		{"latency 1e9", func(r *api.Report) { r.Stages.LatencyMs = 1e9 }, "stages.latency_ms"},
+		{"bandwidth 1.8e308", func(r *api.Report) { r.Conditions.BandwidthMbps = math.MaxFloat64 }, "conditions.bandwidth_mbps"},
+		{"bandwidth 5e-324", func(r *api.Report) { r.Conditions.BandwidthMbps = 5e-324 }, "conditions.bandwidth_mbps"},
+		{"condition rtt 1e12", func(r *api.Report) { r.Conditions.RttMs = 1e12 }, "conditions.rtt_ms"},
+		{"condition queue 1e12", func(r *api.Report) { r.Conditions.CloudQueueMs = 1e12 }, "conditions.cloud_queue_ms"},
+		{"cloud slowdown 1e6", func(r *api.Report) { r.Conditions.CloudSlowdown = 1e6 }, "conditions.cloud_slowdown"},
+		{"device slowdown 1e6", func(r *api.Report) { r.Conditions.DeviceSlowdown = 1e6 }, "conditions.device_slowdown"},
+		{"propensity 5e-324", func(r *api.Report) { r.Propensity = 5e-324 }, "propensity"},
+		{"propensity below the floor", func(r *api.Report) { r.Propensity = MinPropensity / 2 }, "propensity"},
+		{"bytes just beyond the arm's tensor", func(r *api.Report) { r.Bytes = reg.key(testKeyName).maxBytes[armIdx(reg, 3, 8)] + 1 }, "bytes"},
+		{"start in a week", func(r *api.Report) { r.StartUnixNano = time.Now().Add(7 * 24 * time.Hour).UnixNano() }, "start_unix_nano"},
+		{"start a year ago", func(r *api.Report) { r.StartUnixNano = time.Now().Add(-365 * 24 * time.Hour).UnixNano() }, "start_unix_nano"},
+		// At the bounds: accepted.
+		{"at the bounds", func(r *api.Report) {
+			r.Stages.DeviceMs, r.Conditions.BandwidthMbps, r.Propensity = MaxStageMs, MaxBandwidthMbps, MinPropensity
+			r.Bytes = reg.key(testKeyName).maxBytes[armIdx(reg, 3, 8)]
+			r.StartUnixNano = time.Now().UnixNano()
+		}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -114,6 +140,11 @@ func TestValidateNamesTheField(t *testing.T) {
 			}
 		})
 	}
+}
+
+func armIdx(reg *registry, split, bits int) int {
+	i, _ := reg.key(testKeyName).cm.Index(costmodel.Arm{Split: split, Bits: bits})
+	return i
 }
 
 func TestValidateDeviceOnly(t *testing.T) {

@@ -17,8 +17,15 @@ const AccuracyVersion = 1
 type AccuracyTable struct {
 	Version int    `json:"version"`
 	Model   string `json:"model"`
-	// Metric is "label-accuracy" (a labelled set) or "top1-agreement".
+	// Metric says what Accuracy measures: "label-accuracy" (top-1 on a
+	// labelled set), "top1-agreement" (with full precision), or the
+	// variants of the other metrics ("label-top5-accuracy",
+	// "top5-agreement", "cosine>=0.99-agreement", "relerr<=0.05-agreement").
 	Metric string `json:"metric"`
+	// MetricSpec is the metric in the form `dyno-executor calibrate
+	// --metric` takes ("top1:1", "cosine:0.99"), so outputs can be scored
+	// later the way the table was; empty in older tables (top1).
+	MetricSpec string `json:"metric_spec,omitempty"`
 	// Baseline is the full-precision accuracy in [0, 1].
 	Baseline float64         `json:"baseline"`
 	Entries  []AccuracyEntry `json:"entries"`
@@ -38,6 +45,10 @@ type AccuracyEntry struct {
 	// by packed bytes before it (rho in the cost model), in (0, 1]; zero
 	// means 1 (no compression measured).
 	CompressionRatio float64 `json:"compression_ratio,omitempty"`
+	// N is how many samples the entry rests on (the weight of the prior
+	// it gives the learner); 0 in tables written before it was recorded,
+	// where the table's Samples is the best guess.
+	N int `json:"n,omitempty"`
 }
 
 // Validate checks the table against a model of k blocks (k = 0 skips the
@@ -69,6 +80,9 @@ func (t *AccuracyTable) Validate(k int) error {
 		}
 		if err := unit(e.Agreement); err != nil {
 			return bad(f+".agreement", "%v", err)
+		}
+		if e.N < 0 {
+			return bad(f+".n", "%d samples is negative", e.N)
 		}
 		if err := finiteNonNegative(e.CompressionRatio); err != nil || e.CompressionRatio > 1 {
 			return bad(f+".compression_ratio", "%g is outside (0, 1]", e.CompressionRatio)

@@ -28,6 +28,10 @@ type Profile struct {
 	// profile computed from published throughput figures.
 	Host   string `json:"host"`
 	Source string `json:"source,omitempty"`
+	// Provider is the ONNX Runtime execution provider the blocks were
+	// timed on ("cpu", "cuda", "tensorrt"); empty in profiles from before
+	// it was recorded, which were all measured on the CPU.
+	Provider string `json:"provider,omitempty"`
 	// Blocks has one entry per block of the model, in order.
 	Blocks []BlockTiming `json:"blocks"`
 	// PackNsPerElement is the time to quantise and pack one element on this

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+
+	"gonum.org/v1/gonum/stat/distuv"
 )
 
 // EstimateOptions configures the estimators. The zero value is usable.
@@ -18,7 +20,23 @@ type EstimateOptions struct {
 	Level float64
 	// Seed makes the replay's draws and the bootstrap repeatable.
 	Seed uint64
+	// MinPropensity is the logged probability below which an arm counts
+	// as barely supported (Diagnostics.LowSupportMass); zero means
+	// DefaultMinPropensity.
+	MinPropensity float64
 }
+
+// rareBuckets is the number of binary-exponent buckets of the logged
+// probabilities; rareDraws the expected number of draws below which an arm
+// is rare in a log.
+const (
+	rareBuckets = 40
+	rareDraws   = 10
+)
+
+// DefaultMinPropensity is the default of EstimateOptions.MinPropensity: a
+// weight above 1000 means one record speaks for a thousand.
+const DefaultMinPropensity = 1e-3
 
 // replicates is the number of bootstrap replicates (0 when disabled).
 func (o *EstimateOptions) replicates() int { return max(o.Bootstrap, 0) }
@@ -33,6 +51,12 @@ func (o *EstimateOptions) defaults() error {
 	if o.Level == 0 {
 		o.Level = 0.95
 	}
+	if o.MinPropensity == 0 {
+		o.MinPropensity = DefaultMinPropensity
+	}
+	if !(o.MinPropensity > 0 && o.MinPropensity < 1) {
+		return fmt.Errorf("eval: minimum propensity %g outside (0, 1)", o.MinPropensity)
+	}
 	if !(o.Level > 0 && o.Level < 1) {
 		return fmt.Errorf("eval: interval level %g outside (0, 1)", o.Level)
 	}
@@ -43,24 +67,37 @@ func (o *EstimateOptions) defaults() error {
 }
 
 // Estimate is one estimator's value of the target policy's mean cost with
-// its intervals.
+// its intervals. A value or bound that the log cannot give is NaN here and
+// null in JSON, and Reason says why.
 type Estimate struct {
 	Estimator Estimator `json:"estimator"`
 	Value     float64   `json:"value"`
+	// SE is the standard error behind the analytic interval.
+	SE float64 `json:"se"`
 	// Lo and Hi bound the analytic interval: the normal approximation of
 	// the mean (the delta method for the ratio estimators SNIPS and
-	// replay).
+	// replay), its variance floored where the weights rest on few records
+	// (see Floored).
 	Lo float64 `json:"lo"`
 	Hi float64 `json:"hi"`
+	// Floored is set when the variance floor, not the sample variance,
+	// set the analytic interval: the weighted records are too few for
+	// their own spread to be trusted.
+	Floored bool `json:"floored,omitempty"`
 	// BootLo and BootHi bound the percentile interval of the Poisson
 	// bootstrap (NaN when disabled).
 	BootLo float64 `json:"boot_lo"`
 	BootHi float64 `json:"boot_hi"`
 	// N is the samples used; for replay, the ones it kept.
 	N int64 `json:"n"`
+	// Verdict says whether the log supports the estimate.
+	Verdict Verdict `json:"verdict"`
+	// Reason explains a verdict other than supported and any null.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Diagnostics say how far the logged data can be trusted for a target.
+// A figure the log cannot give is NaN here and null in JSON.
 type Diagnostics struct {
 	Samples int64 `json:"samples"`
 	// ESS is the effective sample size of the importance weights,
@@ -68,18 +105,52 @@ type Diagnostics struct {
 	ESS float64 `json:"ess"`
 	// MaxWeight is the largest importance weight.
 	MaxWeight float64 `json:"max_weight"`
-	// MeanWeight should be near 1 when the logged propensities are right.
-	MeanWeight float64 `json:"mean_weight"`
+	// MeanWeight is the mean importance weight and MeanWeightSE its
+	// standard error. Its expectation is ExpectedMeanWeight: 1 less the
+	// target's mass on arms the logger could not choose.
+	MeanWeight         float64 `json:"mean_weight"`
+	MeanWeightSE       float64 `json:"mean_weight_se"`
+	ExpectedMeanWeight float64 `json:"expected_mean_weight"`
 	// UnsupportedMass is the share of the target policy's probability on
-	// arms the logger never chose: no estimate that relies on the logged
-	// costs can see those arms.
+	// arms the logger never chose anywhere in the log.
 	UnsupportedMass float64 `json:"unsupported_mass"`
+	// WithDistribution counts the records that carry the logger's whole
+	// distribution; the support figures below rest on them.
+	WithDistribution int64 `json:"with_distribution"`
+	// ZeroSupportMass is the target's mean probability on arms the logger
+	// gave probability 0 in the same record: what IPS and SNIPS cannot
+	// see at all. ZeroSupportShare is the share of records where that
+	// mass is not zero.
+	ZeroSupportMass  float64 `json:"zero_support_mass"`
+	ZeroSupportShare float64 `json:"zero_support_share"`
+	// LowSupportMass is the target's mean probability on arms seen
+	// through weights above 1/MinPropensity (the logger gave them less
+	// than MinPropensity times the target's probability, but not 0).
+	LowSupportMass float64 `json:"low_support_mass"`
+	// RareMass is the target's mean probability on arms the logger gives
+	// so little probability that the whole log would draw them fewer than
+	// 10 times (to a factor of two): whatever they cost, few records show
+	// it, so an estimate that averages observed costs (the logger's own
+	// mean included) misses their share most of the time.
+	RareMass float64 `json:"rare_mass"`
+	// RareCostShare is those arms' share of the target's expected cost by
+	// the reward model (NaN without one): rare arms can be a small share
+	// of the probability and a large one of the cost.
+	RareCostShare float64 `json:"rare_cost_share"`
+	MinPropensity float64 `json:"min_propensity"`
+	// ExpectedESS is the effective sample size the weights have in
+	// expectation over the logger's draws, (sum E[w])^2 / sum E[w^2]
+	// (the drawn weights where a record has no distribution): unlike ESS
+	// it does not depend on whether the rare arms happened to be drawn.
+	ExpectedESS float64 `json:"expected_ess"`
 }
 
 // Result is every requested estimate of one target policy.
 type Result struct {
 	Estimates   []Estimate  `json:"estimates"`
 	Diagnostics Diagnostics `json:"diagnostics"`
+	// Warnings say in words what the diagnostics put in doubt.
+	Warnings []string `json:"warnings"`
 }
 
 // ratioSums accumulates the sums a ratio estimator sum(num)/sum(den) and its
@@ -111,17 +182,25 @@ func (s *ratioSums) value() float64 {
 	return s.num / s.den
 }
 
-func (s *ratioSums) analytic(z float64) (float64, float64) {
+// analytic returns the normal interval of the estimate and its standard
+// error, with the variance raised to floorVar when the sample variance is
+// smaller; floored says the floor widened the interval by more than 40%.
+func (s *ratioSums) analytic(z, floorVar float64) (lo, hi, se float64, floored bool) {
 	v := s.value()
 	n := float64(s.n)
 	if s.n < 2 || math.IsNaN(v) {
-		return math.NaN(), math.NaN()
+		return math.NaN(), math.NaN(), math.NaN(), false
 	}
 	// sum (num_i - v den_i)^2, expanded.
 	ss := math.Max(0, s.nn-2*v*s.nd+v*v*s.dd)
 	dbar := s.den / n
-	se := math.Sqrt(ss/(n-1)/n) / dbar
-	return v - z*se, v + z*se
+	variance := ss / (n - 1) / n / (dbar * dbar)
+	if floorVar > variance {
+		// binding only when it widens the interval by more than 40%
+		variance, floored = floorVar, floorVar > 2*variance
+	}
+	se = math.Sqrt(variance)
+	return v - z*se, v + z*se, se, floored
 }
 
 func (s *ratioSums) bootstrap(level float64) (float64, float64) {
@@ -152,6 +231,30 @@ type Accumulator struct {
 	rng        *rand.Rand
 
 	sw, sw2, maxW float64
+	// support, from the records that carry the logger's distribution:
+	// the target's mass on arms of logged probability zero and below
+	// MinPropensity, the records with zero-probability mass, and the
+	// expected weight and squared weight under the logger (the drawn ones
+	// where there is no distribution)
+	withDist          int64
+	zeroMass, lowMass float64
+	zeroRecs          int64
+	expW, expW2       float64
+	// byExp is the target's mass by the binary exponent of the logger's
+	// probability of the arm: byExp[k] holds q in [2^-(k+1), 2^-k), the
+	// last bucket everything smaller
+	byExp [rareBuckets]float64
+	// byExpCost is the same weighted by the reward model's cost of the
+	// arm, and modelCost its total, when there is a reward model
+	byExpCost [rareBuckets]float64
+	modelCost float64
+	// with a reward model m: sum pi^2/q m and sum pi^2/q m^2 over arms
+	// and records (the expected weighted cost and squared cost under the
+	// logger), and sum of each record's m-expected cost squared
+	em1, em2, direct2 float64
+	// the logged costs and, with a reward model, the residuals of the
+	// logged arm: their spread sets the variance floor
+	sc, sc2, sr, sr2 float64
 	// targetMass and logged are per arm: the target's summed probability
 	// and whether the logger ever chose it.
 	targetMass []float64
@@ -258,12 +361,68 @@ func (a *Accumulator) Add(s *Sample, boot []float64) error {
 	a.sw2 += w * w
 	a.maxW = math.Max(a.maxW, w)
 	a.logged[s.Arm] = true
-	for i, p := range s.Target {
-		a.targetMass[i] += p
+	a.sc += s.Cost
+	a.sc2 += s.Cost * s.Cost
+	if s.Logger == nil {
+		for i, p := range s.Target {
+			a.targetMass[i] += p
+		}
+		a.expW += w
+		a.expW2 += w * w
+	} else {
+		var zero, low, ew, ew2 float64
+		for i, p := range s.Target {
+			if p == 0 {
+				continue
+			}
+			a.targetMass[i] += p
+			q := s.Logger[i]
+			switch {
+			case q == 0:
+				zero += p
+			case q < a.opt.MinPropensity*p:
+				low += p
+				fallthrough
+			default:
+				ew += p
+				ew2 += p * p / q
+			}
+			if q > 0 {
+				// -floor(log2 q) - 1 from the exponent bits, without a log
+				k := max(min(1022-int(math.Float64bits(q)>>52&0x7ff), rareBuckets-1), 0)
+				a.byExp[k] += p
+				if s.Model != nil {
+					a.byExpCost[k] += p * s.Model[i]
+				}
+			}
+			if s.Model != nil {
+				m := s.Model[i]
+				a.modelCost += p * m
+				if q > 0 {
+					v := p * p / q * m
+					a.em1 += v
+					a.em2 += v * m
+				}
+			}
+		}
+		a.withDist++
+		a.zeroMass += zero
+		a.lowMass += low
+		if zero > 0 {
+			a.zeroRecs++
+		}
+		a.expW += ew
+		a.expW2 += ew2
+	}
+	if s.Model != nil {
+		r := s.Cost - s.Model[s.Arm]
+		a.sr += r
+		a.sr2 += r * r
 	}
 	var direct float64 // the reward model's cost of the target, when an estimator uses it
 	if a.needsModel != "" {
 		direct = s.direct()
+		a.direct2 += direct * direct
 	}
 	for i, e := range a.estimators {
 		var num, den float64 = 0, 1
@@ -311,7 +470,7 @@ func (a *Accumulator) drawTarget(p []float64) int {
 	return last
 }
 
-// Result returns the estimates and diagnostics so far.
+// Result returns the estimates, diagnostics, verdicts and warnings so far.
 func (a *Accumulator) Result() (Result, error) {
 	var n int64
 	if len(a.sums) > 0 {
@@ -321,28 +480,104 @@ func (a *Accumulator) Result() (Result, error) {
 		return Result{}, ErrNoSamples
 	}
 	z := normalQuantile(0.5 + a.opt.Level/2)
-	res := Result{Diagnostics: Diagnostics{Samples: n, MaxWeight: a.maxW, MeanWeight: a.sw / float64(n)}}
+	nf := float64(n)
+	nan := math.NaN()
+	d := Diagnostics{Samples: n, MaxWeight: a.maxW, MeanWeight: a.sw / nf, MeanWeightSE: nan,
+		ExpectedMeanWeight: nan, ZeroSupportMass: nan, RareMass: nan, RareCostShare: nan, ZeroSupportShare: nan, LowSupportMass: nan,
+		MinPropensity: a.opt.MinPropensity}
+	if n >= 2 {
+		d.MeanWeightSE = math.Sqrt(math.Max(0, a.sw2-a.sw*a.sw/nf) / (nf - 1) / nf)
+	}
 	if a.sw2 > 0 {
-		res.Diagnostics.ESS = a.sw * a.sw / a.sw2
+		d.ESS = a.sw * a.sw / a.sw2
+	}
+	if a.expW2 > 0 {
+		d.ExpectedESS = a.expW * a.expW / a.expW2
 	}
 	for i, m := range a.targetMass {
 		if !a.logged[i] {
-			res.Diagnostics.UnsupportedMass += m
+			d.UnsupportedMass += m
 		}
 	}
-	res.Diagnostics.UnsupportedMass /= float64(n)
+	d.UnsupportedMass /= nf
+	d.WithDistribution = a.withDist
+	if a.withDist > 0 {
+		k := float64(a.withDist)
+		d.ZeroSupportMass, d.LowSupportMass = a.zeroMass/k, a.lowMass/k
+		d.ZeroSupportShare = float64(a.zeroRecs) / k
+		// arms of probability below rareDraws/n: the whole log draws them
+		// fewer than rareDraws times
+		var rare, rareCost float64
+		for b := rareBuckets - 1; b >= 0; b-- {
+			if math.Ldexp(1, -b) > rareDraws/nf {
+				break
+			}
+			rare += a.byExp[b]
+			rareCost += a.byExpCost[b]
+		}
+		d.RareMass = rare / k
+		if a.modelCost > 0 {
+			d.RareCostShare = rareCost / a.modelCost
+		}
+		// records without a distribution count as fully supported
+		d.ExpectedMeanWeight = 1 - a.zeroMass/nf
+	}
+	// The variance floors: a weighted estimate rests on sum E[w^2] worth
+	// of records, each as spread as the log's costs (or the reward
+	// model's residuals), however few of them the draws happened to hit.
+	// The log's spread is wider than one target's, so the floor applies
+	// only below an effective sample size of warnESS, where the sample's
+	// own spread stops being trustworthy (and a warning says so).
+	// With a reward model the floor is also the variance the estimate
+	// has under the logger's draws with the model's costs (and its
+	// residual spread) for the costs not seen.
+	var costVar, resVar, modelRes float64
+	model := false
+	if n >= 2 && d.ESS < warnESS {
+		costVar = math.Max(0, a.sc2-a.sc*a.sc/nf) / (nf - 1)
+		resVar = math.Max(0, a.sr2-a.sr*a.sr/nf) / (nf - 1)
+		model = a.needsModel != "" && a.withDist > 0
+		modelRes = a.sr2 / nf
+	}
+	res := Result{Diagnostics: d}
 	for i, e := range a.estimators {
 		s := &a.sums[i]
-		est := Estimate{Estimator: e, Value: s.value(), N: n, BootLo: math.NaN(), BootHi: math.NaN()}
+		est := Estimate{Estimator: e, Value: s.value(), N: n, BootLo: nan, BootHi: nan}
 		if e == Replay {
 			est.N = int64(s.den)
 		}
-		est.Lo, est.Hi = s.analytic(z)
+		var floor float64
+		switch e {
+		case IPS:
+			floor = costVar * a.expW2 / (nf * nf)
+			if model {
+				// the variance IPS has under the logger's draws, the
+				// reward model standing in for the costs not seen
+				floor = math.Max(floor, (a.em2+modelRes*a.expW2-a.direct2)/(nf*nf))
+			}
+		case SNIPS:
+			if a.expW > 0 {
+				floor = costVar * a.expW2 / (a.expW * a.expW)
+				if v := est.Value; model && !math.IsNaN(v) {
+					floor = math.Max(floor, (a.em2-2*v*a.em1+v*v*a.expW2+modelRes*a.expW2)/(a.expW*a.expW))
+				}
+			}
+		case DR:
+			floor = resVar * a.expW2 / (nf * nf)
+		}
+		ze := z
+		if e.weighted() && d.ESS < warnESS {
+			// few effective records: Student's t with ESS-1 degrees of
+			// freedom instead of the normal quantile
+			ze = distuv.StudentsT{Mu: 0, Sigma: 1, Nu: math.Max(d.ESS-1, 1)}.Quantile(0.5 + a.opt.Level/2)
+		}
+		est.Lo, est.Hi, est.SE, est.Floored = s.analytic(ze, floor)
 		if a.opt.replicates() > 0 {
 			est.BootLo, est.BootHi = s.bootstrap(a.opt.Level)
 		}
 		res.Estimates = append(res.Estimates, est)
 	}
+	judge(&res)
 	return res, nil
 }
 

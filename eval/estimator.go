@@ -26,6 +26,11 @@ type Sample struct {
 	// sample's conditions; nil when no model was fitted (the direct method
 	// and doubly robust estimators need it).
 	Model []float64
+	// Logger is the logging policy's whole distribution over arms in the
+	// sample's conditions, when the record carries it (nil otherwise). It
+	// lets the diagnostics see the target's mass on arms the logger could
+	// not choose in this very record, which no weight can reveal.
+	Logger []float64
 }
 
 // weight is the importance weight of the logged arm.
@@ -55,9 +60,18 @@ func (s *Sample) Validate(arms int) error {
 		return fmt.Errorf("eval: sample: target distribution has %d arms, want %d", len(s.Target), arms)
 	case s.Model != nil && len(s.Model) != arms:
 		return fmt.Errorf("eval: sample: reward model has %d arms, want %d", len(s.Model), arms)
+	case s.Logger != nil && len(s.Logger) != arms:
+		return fmt.Errorf("eval: sample: logged distribution has %d arms, want %d", len(s.Logger), arms)
+	case s.Logger != nil && math.Abs(s.Logger[s.Arm]-s.Propensity) > loggerTolerance:
+		return fmt.Errorf("eval: sample: propensity %g, but the logged distribution gives arm %d %g", s.Propensity, s.Arm, s.Logger[s.Arm])
 	}
 	return nil
 }
+
+// loggerTolerance is how far a logged distribution's entry for the chosen
+// arm may be from the propensity (the trace log writes the distribution at
+// float32 precision).
+const loggerTolerance = 1e-6
 
 // Estimator names an off-policy estimator of a target policy's mean cost.
 type Estimator string

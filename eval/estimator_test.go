@@ -218,3 +218,60 @@ func TestBootstrapWeightsArePoisson(t *testing.T) {
 		t.Fatalf("mean %.4f, variance %.4f, P(0) %.4f; want 1, 1, %.4f", mean, variance, zeros/n, math.Exp(-1))
 	}
 }
+
+// TestSupportPerRecord checks the diagnostics that need the logger's
+// distribution: a target that puts 0.4 on an arm the logger gave
+// probability 0 in half the records (and chose elsewhere, so the
+// never-logged mass misses it) has that mass counted per record, IPS is
+// judged biased low and the others unsupported, and a target equal to the
+// logger gets every weight 1 and IPS equal to the logged mean.
+func TestSupportPerRecord(t *testing.T) {
+	var samples []eval.Sample
+	var logged float64
+	for i := 0; i < 400; i++ {
+		logger := []float64{0.5, 0.5, 0}
+		if i%2 == 1 {
+			logger = []float64{0.4, 0.3, 0.3}
+		}
+		arm := i % 3 % 2
+		if i%2 == 1 && i%5 == 0 {
+			arm = 2
+		}
+		cost := float64(1 + arm + i%4)
+		logged += cost
+		samples = append(samples, eval.Sample{Arm: arm, Propensity: logger[arm], Cost: cost, Target: []float64{0.3, 0.3, 0.4}, Logger: logger, Model: []float64{1, 2, 3}})
+	}
+	res, err := eval.Evaluate(samples, 3, []eval.Estimator{eval.IPS, eval.SNIPS, eval.DR}, eval.EstimateOptions{Bootstrap: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := res.Diagnostics
+	if math.Abs(d.ZeroSupportMass-0.2) > 1e-12 || math.Abs(d.ZeroSupportShare-0.5) > 1e-12 || d.UnsupportedMass != 0 || d.WithDistribution != 400 {
+		t.Fatalf("diagnostics %+v, want zero-support mass 0.2 on half the records and no never-logged mass", d)
+	}
+	want := map[eval.Estimator]eval.Verdict{eval.IPS: eval.BiasedLow, eval.SNIPS: eval.Unsupported, eval.DR: eval.Unsupported}
+	for _, e := range res.Estimates {
+		if e.Verdict != want[e.Estimator] || e.Reason == "" {
+			t.Errorf("%s: verdict %s (%q), want %s", e.Estimator, e.Verdict, e.Reason, want[e.Estimator])
+		}
+	}
+	if len(res.Warnings) == 0 || !strings.Contains(res.Warnings[0], "probability 0") {
+		t.Errorf("warnings %q, want the zero-support one first", res.Warnings)
+	}
+	// the logger as its own target
+	for i := range samples {
+		samples[i].Target = samples[i].Logger
+	}
+	res, err = eval.Evaluate(samples, 3, []eval.Estimator{eval.IPS, eval.SNIPS}, eval.EstimateOptions{Bootstrap: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range res.Estimates {
+		if math.Abs(e.Value-logged/400) > 1e-9 || e.Verdict != eval.Supported {
+			t.Errorf("logger as target: %s = %g (%s), want the logged mean %g, supported", e.Estimator, e.Value, e.Verdict, logged/400)
+		}
+	}
+	if res.Diagnostics.ESS != 400 || res.Diagnostics.MaxWeight != 1 {
+		t.Errorf("logger as target: ESS %g, max weight %g, want 400 and 1", res.Diagnostics.ESS, res.Diagnostics.MaxWeight)
+	}
+}

@@ -3,6 +3,7 @@ package eval
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/dynoml/dyno/bandit"
 	"github.com/dynoml/dyno/costmodel"
@@ -14,7 +15,15 @@ import (
 type Target struct {
 	Name   string
 	Policy bandit.Chooser
+	// Logged makes the target the logger itself: its distribution is each
+	// record's own (Policy is not used), an on-policy check whose IPS and
+	// SNIPS equal the logged mean cost. It needs records that carry their
+	// distribution.
+	Logged bool
 }
+
+// LoggerTarget is the target that evaluates the logger itself.
+func LoggerTarget(name string) Target { return Target{Name: name, Logged: true} }
 
 // OfflineOptions configure an offline evaluation.
 type OfflineOptions struct {
@@ -89,7 +98,7 @@ func NewOffline(cm *costmodel.Model, targets []Target, opt OfflineOptions) (*Off
 		o.accs = append(o.accs, acc)
 		o.targetArms = append(o.targetArms, make([]float64, arms))
 		o.decs = append(o.decs, bandit.Decision{})
-		if t.Policy == nil {
+		if t.Policy == nil && !t.Logged {
 			return nil, fmt.Errorf("eval: target %q has no policy", t.Name)
 		}
 	}
@@ -104,19 +113,57 @@ func NewOffline(cm *costmodel.Model, targets []Target, opt OfflineOptions) (*Off
 	return o, nil
 }
 
+// WithBits is cm rebuilt for a manifest that allows bits instead (the
+// precisions a trace record states it was logged under), so that the
+// record's arm indices name the same arms; cm itself when bits is empty or
+// already cm's.
+func WithBits(cm *costmodel.Model, bits []int) (*costmodel.Model, error) {
+	if len(bits) == 0 || slices.Equal(bits, cm.Manifest.AllowedBits) {
+		return cm, nil
+	}
+	m := *cm.Manifest
+	m.AllowedBits = slices.Clone(bits)
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("eval: the records' allowed bits %v: %w", bits, err)
+	}
+	return costmodel.New(&m, cm.Device, cm.Cloud, cm.Accuracy)
+}
+
 // Add feeds one record. A record of another model (an arm index that does
-// not name the same arm here) is an error.
+// not name the same arm here, or allowed bits other than the model's) is an
+// error.
 func (o *Offline) Add(rec *tracelog.Record) error {
 	arms := o.cm.Arms()
+	if len(rec.AllowedBits) > 0 && !slices.Equal(rec.AllowedBits, o.cm.Manifest.AllowedBits) {
+		return fmt.Errorf("eval: record %s: logged with allowed bits %v, model %s allows %v", rec.ID, rec.AllowedBits, o.cm.Manifest.Name, o.cm.Manifest.AllowedBits)
+	}
 	if rec.ArmIndex >= len(arms) || arms[rec.ArmIndex] != rec.Arm {
 		if i, ok := o.cm.Index(rec.Arm); ok {
 			return fmt.Errorf("eval: record %s: arm_index %d, but arm %v is index %d in model %s", rec.ID, rec.ArmIndex, rec.Arm, i, o.cm.Manifest.Name)
 		}
 		return fmt.Errorf("eval: record %s: arm %v is not an arm of model %s", rec.ID, rec.Arm, o.cm.Manifest.Name)
 	}
+	var logger []float64
+	switch len(rec.Probs) {
+	case 0:
+	case len(arms):
+		logger = rec.Probs
+	default:
+		return fmt.Errorf("eval: record %s: probs has %d arms, model %s has %d", rec.ID, len(rec.Probs), o.cm.Manifest.Name, len(arms))
+	}
 	stages := rec.Observed.Stages(rec.Arm)
 	cost := o.opt.Objective.Cost(stages)
 	for t, target := range o.targets {
+		if target.Logged {
+			if logger == nil {
+				return fmt.Errorf("eval: record %s: target %s is the logger, but the record carries no distribution (probs)", rec.ID, target.Name)
+			}
+			o.decs[t].Probs = append(o.decs[t].Probs[:0], logger...)
+			// the distribution is written at float32 precision; the
+			// weight of the logged arm is exactly one
+			o.decs[t].Probs[rec.ArmIndex] = rec.Propensity
+			continue
+		}
 		if err := target.Policy.Choose(rec.Conditions, &o.decs[t]); err != nil {
 			return fmt.Errorf("eval: record %s: target %s: %w", rec.ID, target.Name, err)
 		}
@@ -135,7 +182,7 @@ func (o *Offline) Add(rec *tracelog.Record) error {
 	}
 	for t := range o.targets {
 		probs := o.decs[t].Probs
-		o.sample = Sample{Arm: rec.ArmIndex, Propensity: rec.Propensity, Cost: cost, Target: probs}
+		o.sample = Sample{Arm: rec.ArmIndex, Propensity: rec.Propensity, Cost: cost, Target: probs, Logger: logger}
 		if o.reward != nil {
 			o.sample.Model = o.model
 		}

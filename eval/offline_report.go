@@ -17,14 +17,19 @@ import (
 	"gonum.org/v1/plot/vg"
 )
 
-// WriteOfflineTable prints the estimates of every target as a table.
+// WriteOfflineTable prints the estimates of every target as a table, each
+// with its verdict; a figure the log cannot give reads "no support".
 func WriteOfflineTable(w io.Writer, r *OfflineReport) error {
 	fmt.Fprintf(w, "%d records of %s, objective %s; the logger's mean cost was %.3f\n\n", r.Records, r.Model, r.Objective.Kind, r.LoggedMeanCost)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "policy\testimator\tmean cost\t95% CI (analytic)\t95% CI (bootstrap)\tn\t")
+	fmt.Fprintln(tw, "policy\testimator\tmean cost\t95% CI (analytic)\t95% CI (bootstrap)\tn\tverdict\t")
 	for _, t := range r.Targets {
 		for _, e := range t.Estimates {
-			fmt.Fprintf(tw, "%s\t%s\t%.3f\t[%.3f, %.3f]\t%s\t%d\t\n", t.Name, e.Estimator, e.Value, e.Lo, e.Hi, interval(e.BootLo, e.BootHi), e.N)
+			ci := interval(e.Lo, e.Hi)
+			if e.Floored {
+				ci += " floored"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", t.Name, e.Estimator, value(e.Value), ci, bootInterval(e.BootLo, e.BootHi), e.N, e.Verdict)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -32,40 +37,66 @@ func WriteOfflineTable(w io.Writer, r *OfflineReport) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "policy\tESS\tmax weight\tmean weight\tmass on unlogged arms\t")
+	fmt.Fprintln(tw, "policy\tESS\texpected ESS\tmax weight\tmean weight (SE)\texpected\tmass at p=0\trecords with it\tmass at p<min\t")
 	for _, t := range r.Targets {
 		d := t.Diagnostics
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%.3f\t%.1f%%\t\n", t.Name, d.ESS, d.MaxWeight, d.MeanWeight, 100*d.UnsupportedMass)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", t.Name, d.ESS, d.ExpectedESS, d.MaxWeight,
+			meanSE(d.MeanWeight, d.MeanWeightSE), fixed(d.ExpectedMeanWeight, "%.3f"), percent(d.ZeroSupportMass), percent(d.ZeroSupportShare), percent(d.LowSupportMass))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, t := range r.Targets {
-		for _, warn := range t.Diagnostics.Warnings() {
+		for _, warn := range t.Warnings {
 			fmt.Fprintf(w, "warning: %s: %s\n", t.Name, warn)
+		}
+		for _, e := range t.Estimates {
+			if e.Verdict != Supported {
+				fmt.Fprintf(w, "%s: %s %s: %s\n", t.Name, e.Estimator, e.Verdict, e.Reason)
+			}
 		}
 	}
 	return nil
 }
 
-// Warnings says in words what the diagnostics put in doubt.
-func (d Diagnostics) Warnings() []string {
-	var out []string
-	if d.UnsupportedMass > 0.01 {
-		out = append(out, fmt.Sprintf("%.0f%% of its choices are arms the logger never tried: only the direct method sees them, through its model", 100*d.UnsupportedMass))
+// noSupport stands for a figure the log cannot give.
+const noSupport = "no support"
+
+func value(v float64) string { return fixed(v, "%.3f") }
+
+func fixed(v float64, format string) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return noSupport
 	}
-	if d.ESS >= 100 && (d.MeanWeight < 0.9 || d.MeanWeight > 1.1) {
-		out = append(out, fmt.Sprintf("importance weights average %.2f, not 1: the logger gave many of its choices (almost) no chance, so IPS and SNIPS are biased and DR leans on its model; log with more exploration", d.MeanWeight))
+	return fmt.Sprintf(format, v)
+}
+
+func percent(v float64) string {
+	if math.IsNaN(v) {
+		return "unknown"
 	}
-	if d.ESS < 100 {
-		out = append(out, fmt.Sprintf("effective sample size %.0f: the weighted estimates rest on few records, expect wide intervals (and a mean weight of %.2f rather than 1 by chance)", d.ESS, d.MeanWeight))
+	return fmt.Sprintf("%.1f%%", 100*v)
+}
+
+func meanSE(m, se float64) string {
+	if math.IsNaN(se) {
+		return fixed(m, "%.3f")
 	}
-	return out
+	return fmt.Sprintf("%.3f (%.3f)", m, se)
+}
+
+// bootInterval is the bootstrap interval, "-" when there is none (the
+// bootstrap is off, or no replicate had weight: the reason says which).
+func bootInterval(lo, hi float64) string {
+	if math.IsNaN(lo) || math.IsNaN(hi) {
+		return "-"
+	}
+	return interval(lo, hi)
 }
 
 func interval(lo, hi float64) string {
 	if math.IsNaN(lo) || math.IsNaN(hi) {
-		return "-"
+		return noSupport
 	}
 	return fmt.Sprintf("[%.3f, %.3f]", lo, hi)
 }

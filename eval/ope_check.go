@@ -11,7 +11,8 @@ import (
 // CoverageOptions configure CheckCoverage.
 type CoverageOptions struct {
 	// Logger is the exploring policy that makes the logs; default
-	// egreedy with Tuning.EGreedy.Epsilon (default 0.5).
+	// egreedy with Tuning.EGreedy.Epsilon (default 0.5). dyno logs with
+	// Tuning.Dyno, its exploration floor included.
 	Logger string
 	Tuning Tuning
 	// Candidates are the policies evaluated offline; default static,
@@ -26,13 +27,18 @@ type CoverageOptions struct {
 	EstimateOptions
 }
 
+// LoggerName names the logger itself among the candidates.
+const LoggerName = "logger"
+
 // CoverageResult is how often each estimator's interval covered the truth.
 type CoverageResult struct {
-	Scenario   string              `json:"scenario"`
-	Logger     string              `json:"logger"`
-	Seeds      int                 `json:"seeds"`
-	Requests   int                 `json:"requests"`
-	Candidates []CandidateCoverage `json:"candidates"`
+	Scenario string `json:"scenario"`
+	Logger   string `json:"logger"`
+	// ExploreFloor is dyno's exploration floor when dyno logged.
+	ExploreFloor float64             `json:"explore_floor,omitempty"`
+	Seeds        int                 `json:"seeds"`
+	Requests     int                 `json:"requests"`
+	Candidates   []CandidateCoverage `json:"candidates"`
 }
 
 // CandidateCoverage is one candidate's coverage and error per estimator.
@@ -42,9 +48,16 @@ type CandidateCoverage struct {
 	MeanTruth float64 `json:"mean_truth"`
 	// Covered counts the seeds whose analytic interval held the truth;
 	// BootCovered the bootstrap interval's.
-	Covered     map[Estimator]int     `json:"covered"`
-	BootCovered map[Estimator]int     `json:"boot_covered"`
-	MSE         map[Estimator]float64 `json:"mse"`
+	Covered     map[Estimator]int `json:"covered"`
+	BootCovered map[Estimator]int `json:"boot_covered"`
+	// Silent counts the seeds whose analytic interval missed the truth
+	// while the evaluation warned of nothing and judged the estimate
+	// supported: the misses nobody was told about.
+	Silent map[Estimator]int `json:"silent"`
+	// Undefined counts the seeds where the estimate had no value (no
+	// support); MSE is over the others.
+	Undefined map[Estimator]int     `json:"undefined"`
+	MSE       map[Estimator]float64 `json:"mse"`
 }
 
 // CheckCoverage makes Seeds logs of the world with an exploring policy and
@@ -71,13 +84,24 @@ func CheckCoverage(w *World, opt CoverageOptions) (*CoverageResult, error) {
 		opt.Estimators = []Estimator{IPS, SNIPS, DR}
 	}
 	res := &CoverageResult{Scenario: w.Scenario.Name, Logger: opt.Logger, Seeds: opt.Seeds, Requests: opt.Requests}
+	if opt.Logger == bandit.NameDyno {
+		res.ExploreFloor = opt.Tuning.Dyno.ExploreFloor
+		if res.ExploreFloor == 0 {
+			res.ExploreFloor = bandit.DefaultExploreFloor
+		}
+	}
 	for _, c := range opt.Candidates {
-		res.Candidates = append(res.Candidates, CandidateCoverage{Name: c, Covered: map[Estimator]int{}, BootCovered: map[Estimator]int{}, MSE: map[Estimator]float64{}})
+		res.Candidates = append(res.Candidates, CandidateCoverage{Name: c, Covered: map[Estimator]int{}, BootCovered: map[Estimator]int{},
+			Silent: map[Estimator]int{}, Undefined: map[Estimator]int{}, MSE: map[Estimator]float64{}})
 	}
 	for seed := 0; seed < opt.Seeds; seed++ {
 		build := func(salt uint64) ([]Target, error) {
 			var ts []Target
 			for i, c := range opt.Candidates {
+				if c == LoggerName {
+					ts = append(ts, LoggerTarget(c))
+					continue
+				}
 				p, err := bandit.New(c, w.Seen, bandit.Config{Objective: w.Scenario.Objective, Seed: uint64(seed)*131 + uint64(i) + salt, Layers: w.Layers})
 				if err != nil {
 					return nil, err
@@ -107,7 +131,9 @@ func CheckCoverage(w *World, opt CoverageOptions) (*CoverageResult, error) {
 		var dec bandit.Decision
 		err = w.Log(opt.Logger, seed, opt.Requests, &opt.Tuning, func(rec *tracelog.Record, trueCost []float64) error {
 			for t, tp := range truthPolicies {
-				if err := tp.Policy.Choose(rec.Conditions, &dec); err != nil {
+				if tp.Logged {
+					dec.Probs = append(dec.Probs[:0], rec.Probs...)
+				} else if err := tp.Policy.Choose(rec.Conditions, &dec); err != nil {
 					return err
 				}
 				for a, p := range dec.Probs {
@@ -129,14 +155,22 @@ func CheckCoverage(w *World, opt CoverageOptions) (*CoverageResult, error) {
 			v := truth[t] / float64(rep.Records)
 			c := &res.Candidates[t]
 			c.MeanTruth += v / float64(opt.Seeds)
-			for _, e := range rep.Targets[t].Estimates {
-				if e.Lo <= v && v <= e.Hi {
+			tr := &rep.Targets[t]
+			for _, e := range tr.Estimates {
+				switch {
+				case e.Lo <= v && v <= e.Hi:
 					c.Covered[e.Estimator]++
+				case len(tr.Warnings) == 0 && e.Verdict == Supported:
+					c.Silent[e.Estimator]++
 				}
 				if !math.IsNaN(e.BootLo) && e.BootLo <= v && v <= e.BootHi {
 					c.BootCovered[e.Estimator]++
 				}
-				c.MSE[e.Estimator] += (e.Value - v) * (e.Value - v) / float64(opt.Seeds)
+				if math.IsNaN(e.Value) {
+					c.Undefined[e.Estimator]++
+				} else {
+					c.MSE[e.Estimator] += (e.Value - v) * (e.Value - v) / float64(opt.Seeds)
+				}
 			}
 		}
 	}

@@ -281,7 +281,7 @@ func (w *World) record(i, seedIndex int, pr *policyRun, rep *bandit.Report, cost
 		Time:   simEpoch.Add(time.Duration(float64(i) * intervalMs * float64(time.Millisecond))),
 		Policy: pr.name, PolicyVersion: rep.PolicyVersion, Conditions: rep.Conditions,
 		ArmIndex: idx, Arm: rep.Arm, Propensity: rep.Propensity, Explore: rep.Propensity < best,
-		Observed: tracelog.FromStages(rep.Observed), Cost: cost,
+		Observed: tracelog.FromStages(rep.Observed), Cost: cost, AllowedBits: w.Seen.Manifest.AllowedBits,
 	}
 	// A policy that failed to choose ran device-only without a
 	// distribution; log its propensity alone.

@@ -41,7 +41,9 @@ func FuzzDecodeONNX(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for _, opt := range []model.SplitOptions{{}, {Raw: true}, {MaxCuts: 2}} {
+		g.Stretches()
+		g.UncountedOps()
+		for _, opt := range []model.SplitOptions{{}, {Raw: true, All: true}, {MaxCuts: 2}} {
 			s, err := g.Split(opt)
 			if err != nil {
 				continue

@@ -76,6 +76,11 @@ func TestAnalyseErrors(t *testing.T) {
 			m.Graph.Input[1].Name = proto.String("z")
 			return m
 		}(), model.GraphOptions{}, model.ErrUnsupported, []string{"2 inputs", "single-input"}},
+		{"integer input", func() *onnxpb.ModelProto {
+			m := oneNode([]int64{1, 4}, relu)
+			m.Graph.Input[0].Type.GetTensorType().ElemType = proto.Int32(int32(onnxpb.TensorProto_INT64))
+			return m
+		}(), model.GraphOptions{}, model.ErrUnsupported, []string{`"x"`, "INT64", "integer inputs", "FLOAT"}},
 		{"two outputs", func() *onnxpb.ModelProto {
 			m := oneNode([]int64{1, 4}, relu)
 			m.Graph.Output = append(m.Graph.Output, m.Graph.Output[0])

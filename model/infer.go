@@ -130,6 +130,7 @@ func init() {
 		"Sub":                {inferBinary, 2},
 		"Mul":                {inferBinary, 2},
 		"Div":                {inferBinary, 2},
+		"Pow":                {inferBinary, 2},
 		"Flatten":            {inferFlatten, 1},
 		"Gemm":               {inferGemm, 2},
 		"MatMul":             {inferMatMul, 2},
@@ -175,7 +176,7 @@ func SupportedOps() []string {
 func inferNode(n *onnxpb.NodeProto, in []*tinfo, opset int64) ([]*tinfo, int64, error) {
 	inf, ok := inferers[n.GetOpType()]
 	if !ok {
-		return nil, 0, fmt.Errorf("%w: %s: operator %s has no shape inference in dyno (supported: %s)", ErrUnsupported, nodeLabel(n), n.GetOpType(), strings.Join(SupportedOps(), ", "))
+		return nil, 0, fmt.Errorf("%w: %s: operator %s has no shape inference in dyno (supported: %s); analyse with ONNX Runtime measuring the shapes (GraphOptions.Prober; dynoctl model split does) to accept any operator it runs", ErrUnsupported, nodeLabel(n), n.GetOpType(), strings.Join(SupportedOps(), ", "))
 	}
 	c := &nodeCtx{n: n, in: in, opset: opset}
 	for i := range inf.inputs {

@@ -32,6 +32,10 @@ type Manifest struct {
 	Classes int `json:"classes,omitempty"`
 	// Source says where the figures come from (splitter, architecture table).
 	Source string `json:"source,omitempty"`
+	// Original is the whole ONNX model the blocks were cut from (relative
+	// to model.json's folder when it lies inside it), for `dynoctl model
+	// check`; empty when unknown.
+	Original string `json:"original,omitempty"`
 }
 
 // Tensor is a named tensor with a static shape.
@@ -48,9 +52,14 @@ type Block struct {
 	// manifests made from an architecture table.
 	File   string `json:"file,omitempty"`
 	Output Tensor `json:"output"`
-	// FLOPs counts multiply and add separately (2 per MAC).
+	// FLOPs counts multiply and add separately (2 per MAC). Where
+	// FLOPsUncounted is set it is a lower bound: those operators' FLOPs are
+	// unknown (profiles, not FLOPs, drive the cost model).
 	FLOPs  int64 `json:"flops"`
 	Params int64 `json:"params"`
+	// FLOPsUncounted lists the operators of the block whose FLOPs dyno
+	// does not count, with their node counts ("Resize:2").
+	FLOPsUncounted []string `json:"flops_uncounted,omitempty"`
 }
 
 // ValidBits is every precision the packing supports.

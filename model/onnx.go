@@ -99,9 +99,6 @@ func checkModel(m *onnxpb.ModelProto) error {
 	for i, n := range g.GetNode() {
 		for _, a := range n.GetAttribute() {
 			where := fmt.Sprintf("graph.node[%d] %q (%s) attribute %q", i, n.GetName(), n.GetOpType(), a.GetName())
-			if a.G != nil || len(a.GetGraphs()) > 0 {
-				return fmt.Errorf("%w: %s holds a subgraph; control flow (If, Loop, Scan) cannot be split", ErrUnsupported, where)
-			}
 			if a.T != nil {
 				if err := checkTensorData(a.T, where); err != nil {
 					return err

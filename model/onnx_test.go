@@ -75,10 +75,6 @@ func TestDecodeONNXErrors(t *testing.T) {
 		{"sparse initializer", mutate(func(m *onnxpb.ModelProto) {
 			m.Graph.SparseInitializer = []*onnxpb.SparseTensorProto{{Values: &onnxpb.TensorProto{Name: proto.String("sp")}}}
 		}), model.ErrUnsupported, []string{"sparse", "sp"}},
-		{"subgraph", mutate(func(m *onnxpb.ModelProto) {
-			n := m.Graph.Node[1]
-			n.Attribute = append(n.Attribute, &onnxpb.AttributeProto{Name: proto.String("then_branch"), G: &onnxpb.GraphProto{}})
-		}), model.ErrUnsupported, []string{"stem.bn", "then_branch", "subgraph"}},
 		{"segment", mutate(func(m *onnxpb.ModelProto) {
 			m.Graph.Initializer[1].Segment = &onnxpb.TensorProto_Segment{Begin: proto.Int64(0), End: proto.Int64(4)}
 		}), model.ErrUnsupported, []string{"stem.conv.bias", "segment"}},

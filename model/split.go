@@ -1,6 +1,7 @@
 package model
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,9 +12,16 @@ import (
 	"github.com/dynoml/dyno/model/onnxpb"
 )
 
-// SplitOptions chooses where to cut. At most one of At, Every and MaxCuts
-// may be set; with none, the model is cut at every cut point (after
-// activations unless Raw).
+// DefaultMaxCuts is how many cut points a split keeps when no option
+// chooses: a big graph has hundreds of cut points, and every block costs
+// a session run (a 210-block split ran 58% slower device-only than 11
+// blocks), so by default the blocks are at most DefaultMaxCuts+1, spread
+// evenly by cost.
+const DefaultMaxCuts = 11
+
+// SplitOptions chooses where to cut. At most one of At, Every, MaxCuts
+// and All may be set; with none, the model is cut at up to DefaultMaxCuts
+// cut points spread by cost (after activations unless Raw).
 type SplitOptions struct {
 	// Name is the model's name in the manifest; "" uses the graph's name.
 	Name string
@@ -22,9 +30,12 @@ type SplitOptions struct {
 	At []string
 	// Every keeps every Nth candidate cut point (N > 1).
 	Every int
-	// MaxCuts keeps at most K cut points, chosen so the blocks' FLOPs are
-	// as even as the cut points allow.
+	// MaxCuts keeps at most K cut points, chosen so the blocks' cost
+	// (FLOPs, estimated where uncounted) is as even as the cut points
+	// allow.
 	MaxCuts int
+	// All cuts at every candidate cut point.
+	All bool
 	// Raw also offers the cut points just before an element-wise
 	// activation; by default a block ends after the activation.
 	Raw bool
@@ -32,6 +43,8 @@ type SplitOptions struct {
 	AllowedBits []int
 	// Source is written into the manifest; "" describes the split.
 	Source string
+	// Original is written into the manifest (see Manifest.Original).
+	Original string
 }
 
 // Split is a model cut into blocks: the manifest and one self-contained ONNX
@@ -39,6 +52,8 @@ type SplitOptions struct {
 type Split struct {
 	Manifest *Manifest
 	Blocks   []*onnxpb.ModelProto
+	// Chose says how the cut points were chosen (printed by the CLI).
+	Chose string
 }
 
 // BlockFile is the path of block i (0-based) relative to model.json.
@@ -60,16 +75,49 @@ func (g *Graph) Candidates(raw bool) []CutPoint {
 	return out
 }
 
+// Select returns the cut points a split with these options cuts at, and
+// a sentence saying how they were chosen.
+func (g *Graph) Select(opt SplitOptions) ([]CutPoint, string, error) {
+	sel, err := g.selectCuts(opt)
+	if err != nil {
+		return nil, "", err
+	}
+	cands := g.Candidates(opt.Raw)
+	var how string
+	byCost := false
+	switch {
+	case len(opt.At) > 0:
+		how = fmt.Sprintf("the %d cut point(s) named", len(sel))
+	case opt.Every > 1:
+		how = fmt.Sprintf("every %d-th of %d candidate cut points: %d", opt.Every, len(cands), len(sel))
+	case opt.MaxCuts > 0:
+		how = fmt.Sprintf("%d of %d candidate cut points (at most %d, spread by cost)", len(sel), len(cands), opt.MaxCuts)
+		byCost = opt.MaxCuts < len(cands)
+	case opt.All || len(cands) <= DefaultMaxCuts:
+		how = fmt.Sprintf("all %d candidate cut points", len(sel))
+	default:
+		how = fmt.Sprintf("%d of %d candidate cut points, spread by cost (the default caps a split at %d cuts; --max K, --at or --all choose otherwise)", len(sel), len(cands), DefaultMaxCuts)
+		byCost = true
+	}
+	if byCost && g.partial() {
+		how += "; cost is FLOPs where dyno counts them, output elements for " + strings.Join(g.UncountedOps(), " ")
+	}
+	return sel, how, nil
+}
+
+// partial reports that some node's FLOPs are uncounted.
+func (g *Graph) partial() bool { return slices.Contains(g.uncounted, true) }
+
 // selectCuts applies the options to the graph's cut points.
 func (g *Graph) selectCuts(opt SplitOptions) ([]CutPoint, error) {
 	set := 0
-	for _, b := range []bool{len(opt.At) > 0, opt.Every > 0, opt.MaxCuts > 0} {
+	for _, b := range []bool{len(opt.At) > 0, opt.Every > 0, opt.MaxCuts > 0, opt.All} {
 		if b {
 			set++
 		}
 	}
 	if set > 1 {
-		return nil, fmt.Errorf("%w: choose one of At, Every and MaxCuts", errUsage)
+		return nil, fmt.Errorf("%w: choose one of At, Every, MaxCuts and All", errUsage)
 	}
 	if opt.Every < 0 || opt.MaxCuts < 0 {
 		return nil, fmt.Errorf("%w: Every and MaxCuts must not be negative", errUsage)
@@ -122,12 +170,25 @@ func (g *Graph) selectCuts(opt SplitOptions) ([]CutPoint, error) {
 		}
 		return out, nil
 	case opt.MaxCuts > 0:
-		return evenCuts(cands, g.TotalFLOPs(), opt.MaxCuts), nil
+		return evenCuts(cands, g.totalCost(), opt.MaxCuts), nil
+	case !opt.All && len(cands) > DefaultMaxCuts:
+		return evenCuts(cands, g.totalCost(), DefaultMaxCuts), nil
 	}
 	return cands, nil
 }
 
-// evenCuts picks at most k cut points whose FLOPs before are closest to
+// totalCost is the cost of the nodes that run per request.
+func (g *Graph) totalCost() int64 {
+	var t int64
+	for i, c := range g.cost {
+		if g.nodeDynamic(i) {
+			t += c
+		}
+	}
+	return t
+}
+
+// evenCuts picks at most k cut points whose cost before is closest to
 // k evenly spaced targets.
 func evenCuts(cands []CutPoint, total int64, k int) []CutPoint {
 	if k >= len(cands) {
@@ -141,7 +202,7 @@ func evenCuts(cands []CutPoint, total int64, k int) []CutPoint {
 			if chosen[i] {
 				continue
 			}
-			d := float64(c.FLOPsBefore) - target
+			d := float64(c.CostBefore) - target
 			if d < 0 {
 				d = -d
 			}
@@ -169,16 +230,20 @@ func (g *Graph) notACut(name string) error {
 		return fmt.Errorf("%w: no tensor %q in the graph (or it does not lead to the output)", ErrNoCutPoint, name)
 	case !g.dynamic[name]:
 		return fmt.Errorf("%w: %q is a constant (an initializer or computed from them), not an activation", ErrNoCutPoint, name)
+	case g.varies[name]:
+		return fmt.Errorf("%w: %q has a shape that depends on the input's values (it differed between sample inputs); a cut tensor needs a static shape", ErrNoCutPoint, name)
+	case g.info[name] == nil:
+		return fmt.Errorf("%w: %q is not a tensor ONNX Runtime reported", ErrNoCutPoint, name)
 	case g.info[name].dtype != dtFloat:
 		return fmt.Errorf("%w: %q is %s; only float32 activations are sent", ErrNoCutPoint, name, dtypeName(g.info[name].dtype))
 	}
-	return fmt.Errorf("%w: %q is not a single-tensor cut point: some path from the input to the output bypasses it (it lies inside a residual or multi-branch block); list the cut points with `dynoctl model split -list`", ErrNoCutPoint, name)
+	return fmt.Errorf("%w: %q is not a single-tensor cut point: some path from the input to the output bypasses it (it lies inside a residual or multi-branch block); list the cut points with `dynoctl model split MODEL.onnx --list`", ErrNoCutPoint, name)
 }
 
 // Split cuts the graph into blocks at the selected cut points and builds the
 // manifest and the block models.
 func (g *Graph) Split(opt SplitOptions) (*Split, error) {
-	sel, err := g.selectCuts(opt)
+	sel, how, err := g.Select(opt)
 	if err != nil {
 		return nil, err
 	}
@@ -229,12 +294,13 @@ func (g *Graph) Split(opt SplitOptions) (*Split, error) {
 		Input:       g.Input(),
 		AllowedBits: bits,
 		Source:      src,
+		Original:    opt.Original,
 	}
 	out := g.Output()
 	if n := out.Elements; n > 1 && (len(out.Shape) == 1 || (len(out.Shape) == 2 && out.Shape[0] == 1)) {
 		m.Classes = int(n)
 	}
-	sp := &Split{Manifest: m}
+	sp := &Split{Manifest: m, Chose: how}
 	in := g.input
 	for b, end := range ends {
 		outName := chain[end]
@@ -243,15 +309,18 @@ func (g *Graph) Split(opt SplitOptions) (*Split, error) {
 			return nil, err
 		}
 		var flops int64
+		mine := map[int]bool{}
 		for _, i := range members[b] {
 			flops += g.flops[i]
+			mine[i] = true
 		}
 		m.Blocks = append(m.Blocks, Block{
-			Name:   outName,
-			File:   BlockFile(b),
-			Output: g.tensor(outName),
-			FLOPs:  flops,
-			Params: params,
+			Name:           outName,
+			File:           BlockFile(b),
+			Output:         g.tensor(outName),
+			FLOPs:          flops,
+			Params:         params,
+			FLOPsUncounted: g.opsWhere(func(i int) bool { return mine[i] && g.uncounted[i] }),
 		})
 		sp.Blocks = append(sp.Blocks, bm)
 		in = outName
@@ -282,7 +351,7 @@ func (g *Graph) block(name, in, out string, members []int) (*onnxpb.ModelProto, 
 	seenInit := map[string]bool{}
 	var visit func(i int) error
 	visit = func(i int) error {
-		for _, t := range g.nodes[i].GetInput() {
+		for _, t := range g.reads(g.nodes[i]) {
 			if t == "" || t == in {
 				continue
 			}
@@ -316,9 +385,11 @@ func (g *Graph) block(name, in, out string, members []int) (*onnxpb.ModelProto, 
 		}
 	}
 	gp := &onnxpb.GraphProto{Name: ptr(name)}
+	var params int64
 	for i, n := range g.nodes {
 		if include[i] {
 			gp.Node = append(gp.Node, n)
+			params += constParams(n)
 		}
 	}
 	for _, t := range inits {
@@ -338,7 +409,13 @@ func (g *Graph) block(name, in, out string, members []int) (*onnxpb.ModelProto, 
 		ProducerVersion: ptr("split"),
 		Graph:           gp,
 	}
-	return bm, g.paramsOf(inits), nil
+	// Fields this build's ONNX types do not know, among them model-local
+	// functions (field 25, which exporters write for custom modules), go
+	// with every block: a block may call them.
+	if u := src.ProtoReflect().GetUnknown(); len(u) > 0 {
+		bm.ProtoReflect().SetUnknown(u)
+	}
+	return bm, params + g.paramsOf(inits), nil
 }
 
 func valueInfo(name string, ti *tinfo) *onnxpb.ValueInfoProto {
@@ -355,9 +432,70 @@ func valueInfo(name string, ti *tinfo) *onnxpb.ValueInfoProto {
 	}
 }
 
+// ErrStale is returned by Write when dir holds profiles or an accuracy
+// table of another split, which the new blocks would silently invalidate.
+var ErrStale = errors.New("model: folder holds results of another split")
+
+// Stale lists the files in dir that describe another split than s:
+// profiles/*.json and accuracy.json, unless dir already holds this very
+// split (the same manifest, descriptions aside, and byte-identical block
+// files), which leaves them valid.
+func (s *Split) Stale(dir string) ([]string, error) {
+	if same, err := s.sameAs(dir); err != nil || same {
+		return nil, err
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "profiles", "*.json"))
+	if _, err := os.Stat(filepath.Join(dir, "accuracy.json")); err == nil {
+		files = append(files, filepath.Join(dir, "accuracy.json"))
+	}
+	return files, nil
+}
+
+// sameAs reports whether dir holds this split already.
+func (s *Split) sameAs(dir string) (bool, error) {
+	old, err := LoadManifest(filepath.Join(dir, "model.json"))
+	if err != nil {
+		return false, nil
+	}
+	a, b := *old, *s.Manifest
+	a.Source, a.Original, b.Source, b.Original = "", "", "", ""
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	if string(ja) != string(jb) {
+		return false, nil
+	}
+	for i, bm := range s.Blocks {
+		want, err := EncodeONNX(bm)
+		if err != nil {
+			return false, err
+		}
+		got, err := os.ReadFile(filepath.Join(dir, s.Manifest.Blocks[i].File))
+		if err != nil || string(got) != string(want) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // Write writes the blocks under dir/blocks and the manifest as
-// dir/model.json, removing block files a previous split left behind.
-func (s *Split) Write(dir string) error {
+// dir/model.json, removing block files a previous split left behind. If
+// dir holds profiles or an accuracy table of a different split (Stale), it
+// refuses with ErrStale, or with force removes them first.
+func (s *Split) Write(dir string, force bool) error {
+	stale, err := s.Stale(dir)
+	if err != nil {
+		return err
+	}
+	if len(stale) > 0 {
+		if !force {
+			return fmt.Errorf("%w: %s holds %s, measured on the blocks of an earlier split: they would not match the new blocks; remove them, write elsewhere, or pass --force to clear them", ErrStale, dir, strings.Join(stale, ", "))
+		}
+		for _, f := range stale {
+			if err := os.Remove(f); err != nil {
+				return fmt.Errorf("model: clear stale %s: %w", f, err)
+			}
+		}
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "blocks"), 0o755); err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
@@ -383,8 +521,8 @@ func (s *Split) Write(dir string) error {
 }
 
 // SplitFile reads an ONNX file, splits it and writes the blocks and
-// model.json into dir.
-func SplitFile(path, dir string, gopt GraphOptions, opt SplitOptions) (*Split, error) {
+// model.json into dir (force as for Write).
+func SplitFile(path, dir string, gopt GraphOptions, opt SplitOptions, force bool) (*Split, error) {
 	m, err := ReadONNX(path)
 	if err != nil {
 		return nil, err
@@ -396,11 +534,28 @@ func SplitFile(path, dir string, gopt GraphOptions, opt SplitOptions) (*Split, e
 	if opt.Name == "" {
 		opt.Name = NameFromPath(path)
 	}
+	if opt.Original == "" {
+		opt.Original = OriginalPath(path, dir)
+	}
 	s, err := g.Split(opt)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return s, s.Write(dir)
+	return s, s.Write(dir, force)
+}
+
+// OriginalPath is how a manifest in dir refers to the whole model at path:
+// relative when it lies inside dir, else absolute.
+func OriginalPath(path, dir string) string {
+	ap, err1 := filepath.Abs(path)
+	ad, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return path
+	}
+	if rel, err := filepath.Rel(ad, ap); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return ap
 }
 
 // NameFromPath derives a model name from its file: the base name without

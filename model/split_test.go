@@ -19,13 +19,15 @@ func TestSplitSelection(t *testing.T) {
 	}{
 		{"default: every cut after activations", model.SplitOptions{},
 			[]string{"stem.relu", "stem.pool", "res.relu", "mix.relu6", "mix.pool", "head.gap", "head.flat", "head.fc1", "head.fc1.relu", "logits"}},
-		{"raw: every cut", model.SplitOptions{Raw: true},
+		{"raw, all: every cut", model.SplitOptions{Raw: true, All: true},
 			[]string{"stem.conv", "stem.bn", "stem.relu", "stem.pool", "res.add", "res.relu", "mix.cat", "mix.relu6", "mix.pool", "head.gap", "head.flat", "head.fc1", "head.fc1.add", "head.fc1.relu", "logits"}},
 		{"at names, out of order, with the output", model.SplitOptions{At: []string{"mix.pool", "logits", "stem.pool", "stem.pool"}},
 			[]string{"stem.pool", "mix.pool", "logits"}},
 		{"at a cut before an activation", model.SplitOptions{At: []string{"res.add"}}, []string{"res.add", "logits"}},
 		{"every third", model.SplitOptions{Every: 3}, []string{"res.relu", "head.gap", "head.fc1.relu", "logits"}},
 		{"at most two, even FLOPs", model.SplitOptions{MaxCuts: 2}, []string{"stem.pool", "res.relu", "logits"}},
+		{"raw by default: at most DefaultMaxCuts, spread by cost", model.SplitOptions{Raw: true},
+			[]string{"stem.conv", "stem.bn", "stem.relu", "stem.pool", "res.add", "res.relu", "mix.cat", "mix.relu6", "mix.pool", "head.gap", "head.flat", "logits"}},
 		{"more cuts than there are", model.SplitOptions{MaxCuts: 100},
 			[]string{"stem.relu", "stem.pool", "res.relu", "mix.relu6", "mix.pool", "head.gap", "head.flat", "head.fc1", "head.fc1.relu", "logits"}},
 	} {
@@ -201,17 +203,54 @@ func TestSplitWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out")
-	s, err := model.SplitFile(src, out, model.GraphOptions{}, model.SplitOptions{Raw: true})
+	s, err := model.SplitFile(src, out, model.GraphOptions{}, model.SplitOptions{Raw: true}, false)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if s.Manifest.Original != "../tinynet.onnx" && s.Manifest.Original != src {
+		t.Errorf("original %q, want the absolute path %q", s.Manifest.Original, src)
+	}
+	// Profiles and an accuracy table of this split: a different split
+	// into the same folder refuses, the same split does not.
+	for _, f := range []string{"profiles/host.json", "profiles/host-cloud.json", "accuracy.json"} {
+		p := filepath.Join(out, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := model.SplitFile(src, out, model.GraphOptions{}, model.SplitOptions{Raw: true}, false); err != nil {
+		t.Fatalf("the same split again: %v", err)
+	}
+	_, err = model.SplitFile(src, out, model.GraphOptions{}, model.SplitOptions{MaxCuts: 2}, false)
+	wantErr(t, err, model.ErrStale, "accuracy.json", "host-cloud.json", "--force")
+	// The same architecture with other weights: same manifest, other
+	// blocks, so the results are stale too.
+	m2, err := model.TinyNet(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src2 := filepath.Join(dir, "tinynet2.onnx")
+	if err := model.WriteONNX(src2, m2); err != nil {
+		t.Fatal(err)
+	}
+	_, err = model.SplitFile(src2, out, model.GraphOptions{}, model.SplitOptions{Raw: true, Name: "tinynet"}, false)
+	wantErr(t, err, model.ErrStale, "accuracy.json")
+	if _, err := os.Stat(filepath.Join(out, "accuracy.json")); err != nil {
+		t.Fatalf("a refused split removed the accuracy table: %v", err)
 	}
 	if s.Manifest.Name != "tinynet" || s.Manifest.Classes != 10 {
 		t.Errorf("name %q classes %d", s.Manifest.Name, s.Manifest.Classes)
 	}
 	// A coarser split of the same folder removes the blocks it no longer has.
-	s, err = model.SplitFile(src, out, model.GraphOptions{}, model.SplitOptions{MaxCuts: 2})
+	s, err = model.SplitFile(src, out, model.GraphOptions{}, model.SplitOptions{MaxCuts: 2}, true)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(out, "profiles", "*.json")); len(left) > 0 {
+		t.Errorf("--force left the stale profiles %v", left)
 	}
 	files, _ := filepath.Glob(filepath.Join(out, "blocks", "*.onnx"))
 	if len(files) != 3 {

@@ -41,7 +41,7 @@ func Zoo() []ZooModel {
 // ZooByName finds a zoo model.
 func ZooByName(name string) (ZooModel, error) {
 	var names []string
-	for _, z := range Zoo() {
+	for _, z := range append(Zoo(), TestNets()...) {
 		if z.Name == name {
 			return z, nil
 		}
@@ -248,15 +248,21 @@ func TinyNet(seed uint64) (*onnxpb.ModelProto, error) {
 // ZooSplit builds zoo model z and splits it at its units: the model and
 // its split.
 func ZooSplit(z ZooModel, seed uint64) (*onnxpb.ModelProto, *Split, error) {
+	return ZooSplitWith(z, seed, GraphOptions{})
+}
+
+// ZooSplitWith is ZooSplit with analysis options (a Prober for the test
+// nets, whose operators dyno's own shape inference does not all know).
+func ZooSplitWith(z ZooModel, seed uint64, gopt GraphOptions) (*onnxpb.ModelProto, *Split, error) {
 	m, err := z.Build(seed)
 	if err != nil {
 		return nil, nil, err
 	}
-	g, err := AnalyseONNX(m, GraphOptions{})
+	g, err := AnalyseONNX(m, gopt)
 	if err != nil {
 		return nil, nil, fmt.Errorf("zoo %s: %w", z.Name, err)
 	}
-	opt := SplitOptions{Name: z.Name, At: slices.Clone(z.Cuts)}
+	opt := SplitOptions{Name: z.Name, At: slices.Clone(z.Cuts), Original: "model.onnx"}
 	if z.Arch != nil {
 		opt.Source = z.Arch().Source + fmt.Sprintf("; seeded weights (seed %d)", seed)
 	} else {
@@ -272,7 +278,12 @@ func ZooSplit(z ZooModel, seed uint64) (*onnxpb.ModelProto, *Split, error) {
 // WriteZoo builds zoo model z into dir: dir/model.onnx, the blocks under
 // dir/blocks and dir/model.json.
 func WriteZoo(z ZooModel, seed uint64, dir string) (*Split, error) {
-	m, s, err := ZooSplit(z, seed)
+	return WriteZooWith(z, seed, dir, GraphOptions{})
+}
+
+// WriteZooWith is WriteZoo with analysis options.
+func WriteZooWith(z ZooModel, seed uint64, dir string, gopt GraphOptions) (*Split, error) {
+	m, s, err := ZooSplitWith(z, seed, gopt)
 	if err != nil {
 		return nil, err
 	}
@@ -282,5 +293,7 @@ func WriteZoo(z ZooModel, seed uint64, dir string) (*Split, error) {
 	if err := WriteONNX(filepath.Join(dir, "model.onnx"), m); err != nil {
 		return nil, err
 	}
-	return s, s.Write(dir)
+	// The zoo regenerates its own folders: results of an earlier
+	// generation that no longer match are cleared.
+	return s, s.Write(dir, true)
 }

@@ -15,8 +15,8 @@ admin=$(secret); fleet=$(secret)
 printf 'ops admin %s\nfleet executor %s\n' "$admin" "$fleet" >"$work/tokens"
 echo "$admin" >"$work/admin.token"; echo "$fleet" >"$work/executor.token"; secret >"$work/cloud.token"
 ctl=127.0.0.1:27070 cloud=127.0.0.1:27071
-bin/dyno-controller serve -listen $ctl -insecure -tokens "$work/tokens" -store "$work/dyno.db" -model models/mobilenetv2 \
-  -cloud-class amd64-2cpu-cloud -objective default=min-latency,floor=0.9 -publish-every 20 -publish-interval 500ms >"$work/ctl.log" 2>&1 &
+bin/dyno-controller serve --listen $ctl --insecure --tokens "$work/tokens" --store "$work/dyno.db" --model models/mobilenetv2 \
+  --cloud-class amd64-2cpu-cloud --objective default=min-latency,floor=0.9 --publish-every 20 --publish-interval 500ms >"$work/ctl.log" 2>&1 &
 bin/dyno-executor cloud --model models/mobilenetv2 --listen $cloud --token-file "$work/cloud.token" --insecure >"$work/cloud.log" 2>&1 &
 trace=../shared/traces/norway-3g/tram.jernbanetorget-ljabru-report.2010-12-09_1222CET.log
 device() { # offset requests

@@ -7,6 +7,12 @@
 #                              (data in .cache/influxd/PORT/, log in .cache/influxd/PORT/influxd.log);
 #                              prints the URL; no-op when already running
 #   scripts/influxd.sh stop    stop the one started here
+#   scripts/influxd.sh with CMD...
+#                              run CMD with influxd serving: when one started here
+#                              is running already it is used and left running;
+#                              otherwise one is started for CMD and stopped after
+#                              it (also when CMD fails or is interrupted); exits
+#                              with CMD's status
 #   scripts/influxd.sh url     print the URL of the running one
 #
 # DYNO_INFLUXD_PORT picks the HTTP port (default 18086).
@@ -79,10 +85,32 @@ CONF
 
 stop() {
   if running; then
-    kill "$(cat "$data/influxd.pid")"
+    local pid
+    pid=$(cat "$data/influxd.pid")
+    kill "$pid"
+    # Wait for it to let go of its port and files.
+    for _ in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
     rm -f "$data/influxd.pid"
-    echo "influxd: stopped" >&2
+    echo "influxd: stopped (pid $pid)" >&2
   fi
+}
+
+# with runs "$@" against a running influxd, stopping it afterwards only when
+# it was started for "$@".
+with() {
+  if running; then
+    echo "influxd: using the one already serving on $url (left running)" >&2
+    "$@"
+    return
+  fi
+  trap stop EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  start >/dev/null
+  "$@"
 }
 
 case "${1:-start}" in
@@ -90,5 +118,10 @@ case "${1:-start}" in
   start) start ;;
   stop) stop ;;
   url) running && echo "$url" ;;
-  *) echo "usage: $0 build|start|stop|url" >&2; exit 2 ;;
+  with)
+    shift
+    [ $# -gt 0 ] || { echo "usage: $0 with CMD [ARG...]" >&2; exit 2; }
+    with "$@"
+    ;;
+  *) echo "usage: $0 build|start|stop|url|with CMD..." >&2; exit 2 ;;
 esac

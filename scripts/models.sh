@@ -81,7 +81,9 @@ if fresh "$dir" build "$s" && [ -f "$dir/model.json" ]; then
   say "mnist: split up to date (stamp $s)"
 else
   say "mnist: splitting"
-  "$dynoctl" model split "$dir/model.onnx" --out "$dir" --name mnist
+  # --force: profiles and the accuracy table of an earlier split are
+  # cleared (they are rebuilt below).
+  "$dynoctl" model split "$dir/model.onnx" --out "$dir" --name mnist --force
   stamp "$dir" build "$s"
   rm -f "$dir"/.stamp-profile-* "$dir"/.stamp-calibrate
 fi
@@ -109,7 +111,7 @@ done
 # Accuracy tables: the labelled MNIST test set for the classifier, top-1
 # agreement on random inputs for the zoo (cheap: a few inputs for the large
 # models; calibrate them on real data with `dyno-executor calibrate --data
-# file:PATH`).
+# DIR` and a folder of .npy inputs, see docs/models.md).
 for spec in "mnist mnist 2000" "tinynet random 64" "mobilenetv2 random 8" "resnet50 random 2"; do
   read -r name data samples <<<"$spec"
   dir="$out/$name"

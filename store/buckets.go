@@ -29,10 +29,14 @@ var (
 	bucketTraces = []byte("traces")
 	// bucketDedup: executor id -> Window (binary, see dedup.go).
 	bucketDedup = []byte("dedup")
+	// bucketCounters: executor id -> reports applied (8 bytes,
+	// big-endian), written with its window in the transaction that
+	// appends the reports (schema 2).
+	bucketCounters = []byte("counters")
 )
 
 // allBuckets is every top-level bucket of the current schema.
-var allBuckets = [][]byte{bucketMeta, bucketExecutors, bucketModels, bucketKeys, bucketState, bucketPolicies, bucketPins, bucketAudit, bucketTraces, bucketDedup}
+var allBuckets = [][]byte{bucketMeta, bucketExecutors, bucketModels, bucketKeys, bucketState, bucketPolicies, bucketPins, bucketAudit, bucketTraces, bucketDedup, bucketCounters}
 
 // Keys of bucketMeta.
 var (

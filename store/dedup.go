@@ -23,6 +23,12 @@ type Window struct {
 // duplicate).
 const MaxAbove = 4096
 
+// MaxSeqStep is how far beyond Through a report's sequence number may be.
+// An executor numbers its reports 1, 2, 3...; a number further ahead is
+// refused rather than taken, since it would move the window past reports
+// still to come (they would be taken for duplicates).
+const MaxSeqStep = 1 << 20
+
 // Seen reports whether seq has been applied.
 func (w *Window) Seen(seq uint64) bool {
 	if seq <= w.Through {
@@ -101,6 +107,24 @@ func (t *Tx) Window(executor string) (Window, error) {
 		return w, fmt.Errorf("window of %s: %w", executor, err)
 	}
 	return w, nil
+}
+
+// ReportCount is how many reports of an executor have been applied, as
+// committed with the window.
+func (t *Tx) ReportCount(executor string) (uint64, error) {
+	v := t.bucket(bucketCounters).Get([]byte(executor))
+	if v == nil {
+		return 0, nil
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: report count of %s: %d bytes", ErrCorruptRecord, executor, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// PutReportCount stores the count of applied reports of an executor.
+func (t *Tx) PutReportCount(executor string, n uint64) error {
+	return t.bucket(bucketCounters).Put([]byte(executor), be64(n))
 }
 
 // PutWindow stores the report window of an executor.

@@ -11,7 +11,12 @@ type Executor struct {
 	Version     string            `json:"version,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	// TokenName is the name of the token it registered with.
-	TokenName    string    `json:"token_name,omitempty"`
+	TokenName string `json:"token_name,omitempty"`
+	// Owner is the identity that first registered it ("token:NAME", or
+	// "cert:SUBJECT" under mutual TLS); only that identity may register,
+	// report and watch as this id. Records written before owners were
+	// kept are owned by "token:" and their TokenName.
+	Owner        string    `json:"owner,omitempty"`
 	RegisteredAt time.Time `json:"registered_at"`
 	LastSeen     time.Time `json:"last_seen"`
 	// Reports counts the reports applied from it.
@@ -20,6 +25,25 @@ type Executor struct {
 	// last NACK's detail.
 	AckedVersion uint64 `json:"acked_version,omitempty"`
 	LastNACK     string `json:"last_nack,omitempty"`
+}
+
+// OwnerOf is the identity that owns e.
+func (e *Executor) OwnerOf() string {
+	if e.Owner == "" && e.TokenName != "" {
+		return "token:" + e.TokenName
+	}
+	return e.Owner
+}
+
+// DeleteExecutor removes an executor's record and its report window.
+func (t *Tx) DeleteExecutor(id string) error {
+	if err := t.bucket(bucketExecutors).Delete([]byte(id)); err != nil {
+		return err
+	}
+	if err := t.bucket(bucketCounters).Delete([]byte(id)); err != nil {
+		return err
+	}
+	return t.bucket(bucketDedup).Delete([]byte(id))
 }
 
 // PutExecutor stores e under e.ID.

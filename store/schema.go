@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -10,7 +11,7 @@ import (
 
 // SchemaVersion is the layout this build writes. Stores of an older version
 // are migrated on Open; newer ones are refused.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // A migration upgrades a store from schema version From to From+1, inside
 // the one transaction that also records the new version.
@@ -20,34 +21,83 @@ type migration struct {
 	Apply func(tx *bolt.Tx) error
 }
 
-// migrations lists every upgrade in order. Schema 1 is the first layout:
-// there is nothing to migrate from yet. A change of layout adds an entry
+// migrations lists every upgrade in order. A change of layout adds an entry
 // here and bumps SchemaVersion.
-var migrations []migration
+var migrations = []migration{
+	{From: 1, About: "per-executor report counts committed with the reports", Apply: func(tx *bolt.Tx) error {
+		c, err := tx.CreateBucket(bucketCounters)
+		if err != nil {
+			return err
+		}
+		// Derive the counts from the trace log, which a crash never left
+		// behind the acknowledgements (the records' own counts were written
+		// about once a second); a count above it (traces deleted by
+		// retention) is kept.
+		counts := map[string]uint64{}
+		err = tx.Bucket(bucketTraces).ForEach(func(k, v []byte) error {
+			bl, err := decodeBlock(k, v)
+			if err != nil {
+				return err
+			}
+			for i, e := range bl.entries {
+				t, err := DecodeTrace(bl.first+uint64(i), e)
+				if err != nil {
+					return err
+				}
+				counts[t.Executor]++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketExecutors).ForEach(func(k, v []byte) error {
+			var e Executor
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("%w: executors/%s: %v", ErrCorruptRecord, k, err)
+			}
+			return c.Put(k, be64(max(e.Reports, counts[e.ID])))
+		})
+	}},
+}
 
-// checkIdentity refuses a file that is not a dyno store or is too new. A
-// bbolt file with no bucket at all is empty and may become one.
-func checkIdentity(tx *bolt.Tx) error {
+// checkIdentity refuses a file that is not a dyno store, is too new, or
+// lacks a bucket of its schema. A bbolt file with no bucket at all is
+// empty (it reports true) and may become one.
+func checkIdentity(tx *bolt.Tx) (empty bool, err error) {
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
 		empty := true
 		_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
 		if empty {
-			return nil
+			return true, nil
 		}
-		return fmt.Errorf("%w: a bbolt file without dyno's %q bucket", ErrNotStore, bucketMeta)
+		return false, fmt.Errorf("%w: a bbolt file without dyno's %q bucket", ErrNotStore, bucketMeta)
 	}
 	if m := meta.Get(metaMagic); string(m) != magic {
-		return fmt.Errorf("%w: magic %q, want %q", ErrNotStore, m, magic)
+		return false, fmt.Errorf("%w: magic %q, want %q", ErrNotStore, m, magic)
 	}
 	v, err := schemaOf(meta)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if v > SchemaVersion {
-		return fmt.Errorf("%w: the file has schema %d, this build reads up to %d: run a newer dyno-controller", ErrSchemaTooNew, v, SchemaVersion)
+		return false, fmt.Errorf("%w: the file has schema %d, this build reads up to %d: run a newer dyno-controller", ErrSchemaTooNew, v, SchemaVersion)
 	}
-	return nil
+	for _, name := range bucketsOf(v) {
+		if tx.Bucket(name) == nil {
+			return false, fmt.Errorf("%w: the %q bucket of schema %d is missing", ErrCorrupt, name, v)
+		}
+	}
+	return false, nil
+}
+
+// bucketsOf lists the top-level buckets a store of schema v has.
+func bucketsOf(v uint32) [][]byte {
+	if v < 2 {
+		return allBuckets[:len(allBuckets)-1] // no counters before schema 2
+	}
+	return allBuckets
 }
 
 func schemaOf(meta *bolt.Bucket) (uint32, error) {
@@ -60,8 +110,21 @@ func schemaOf(meta *bolt.Bucket) (uint32, error) {
 
 // init creates the buckets of a new store, or migrates an old one.
 func (s *Store) init() error {
+	// A store of this schema is not written on Open: a commit would change
+	// the file (its meta page) for nothing.
+	current := false
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		empty, err := checkIdentity(tx)
+		if err == nil && !empty {
+			v, _ := schemaOf(tx.Bucket(bucketMeta))
+			current = v == SchemaVersion
+		}
+		return err
+	}); err != nil || current {
+		return err
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		if err := checkIdentity(tx); err != nil {
+		if _, err := checkIdentity(tx); err != nil {
 			return err
 		}
 		meta := tx.Bucket(bucketMeta)

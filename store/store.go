@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -24,6 +26,9 @@ var (
 	ErrLocked = errors.New("store: locked by another process")
 	// ErrCorruptRecord: a record does not decode.
 	ErrCorruptRecord = errors.New("store: corrupt record")
+	// ErrEmpty: the file exists but holds nothing (Options.Create makes a
+	// store in it).
+	ErrEmpty = errors.New("store: empty file")
 )
 
 // Options configure Open. The zero value is usable.
@@ -32,7 +37,9 @@ type Options struct {
 	// the file; zero means one second.
 	LockTimeout time.Duration
 	// SkipCheck skips the full consistency check of an existing file on
-	// Open (it reads every page: about a second per few hundred MB).
+	// Open (bbolt's check of every page and the decoding of every record:
+	// about a second per few hundred MB). The structural walk of the pages
+	// (verifyFile) always runs.
 	SkipCheck bool
 	// NoSync skips fsync on commit. For benchmarks that want to measure
 	// without the disk only; a crash may lose acknowledged data.
@@ -40,6 +47,15 @@ type Options struct {
 	// InitialMmapSize reserves address space for the file so that readers
 	// do not block the writer while the file grows; zero means 1 GiB.
 	InitialMmapSize int
+	// Create allows Open to make a new store in an existing empty file (0
+	// bytes, or a bbolt file with no bucket). A missing file is always
+	// created; an empty one is refused without Create, since it is more
+	// often a store lost to an accident than a new one.
+	Create bool
+	// AllowMetaFallback opens a file whose newer meta page is damaged at
+	// its older one, as bbolt does on its own, losing the last commit.
+	// Without it such a file is refused.
+	AllowMetaFallback bool
 }
 
 // Store is one open store file. It is safe for concurrent use: any number
@@ -50,8 +66,9 @@ type Store struct {
 }
 
 // Open opens or creates the store at path. An existing file is checked
-// read-only first, and is never written when it is not a dyno store, is of a
-// newer schema, or is corrupt.
+// read-only first (its pages, its identity and schema, every record), and
+// is never written when it is not a dyno store, is of a newer schema, is
+// damaged in any way, or is empty without opts.Create.
 func Open(path string, opts Options) (*Store, error) {
 	if opts.LockTimeout == 0 {
 		opts.LockTimeout = time.Second
@@ -59,13 +76,18 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.InitialMmapSize == 0 {
 		opts.InitialMmapSize = 1 << 30
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
-		if fi.IsDir() {
-			return nil, fmt.Errorf("open store %s: %w: it is a directory", path, ErrNotStore)
-		}
-		if err := inspect(path, opts, false); err != nil {
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
+		return nil, fmt.Errorf("open store %s: %w: it is a directory", path, ErrNotStore)
+	case err == nil && fi.Size() == 0 && !opts.Create:
+		return nil, fmt.Errorf("open store %s: %w: the file is empty (0 bytes); to make a new store in it, allow creation (dyno-controller -store-create)", path, ErrEmpty)
+	case err == nil && fi.Size() > 0:
+		if err := inspect(path, opts, !opts.Create); err != nil {
 			return nil, err
 		}
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:         opts.LockTimeout,
@@ -85,41 +107,71 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// inspect opens an existing file read-only and checks that it is a dyno
-// store of a schema this build reads.
-func inspect(path string, opts Options, requireMeta bool) (err error) {
+// inspect checks, without writing, that an existing file is a sound dyno
+// store of a schema this build reads: first its pages with plain reads
+// (verifyFile), then, read-only through bbolt, its identity, buckets,
+// bbolt's own check and every record. requireMeta refuses a bbolt file
+// with no bucket at all.
+func inspect(path string, opts Options, requireMeta bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", path, err)
+	}
+	defer f.Close() // and with it the lock
+	// The walk reads the file as it is: no writer may be in the middle of
+	// a commit.
+	if err := lockShared(f, opts.LockTimeout); errors.Is(err, syscall.EWOULDBLOCK) {
+		return openError(path, berrors.ErrTimeout)
+	} else if err != nil {
+		return fmt.Errorf("open store %s: lock: %w", path, err)
+	}
+	if _, err := verifyFile(f, opts.AllowMetaFallback); err != nil {
+		return fmt.Errorf("open store %s: %w", path, err)
+	}
 	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: opts.LockTimeout})
 	if err != nil {
 		return openError(path, err)
 	}
 	defer db.Close()
-	defer func() {
-		// bbolt panics on some damaged pages rather than returning an error.
-		if r := recover(); r != nil {
-			err = fmt.Errorf("open store %s: %w: %v", path, ErrCorrupt, r)
-		}
-	}()
-	return db.View(func(tx *bolt.Tx) error {
-		if err := checkIdentity(tx); err != nil {
-			return fmt.Errorf("open store %s: %w", path, err)
-		}
-		if requireMeta && tx.Bucket(bucketMeta) == nil {
-			return fmt.Errorf("open store %s: %w: an empty bbolt file", path, ErrNotStore)
-		}
-		if opts.SkipCheck {
-			return nil
-		}
-		var first error
-		for cerr := range tx.Check() {
-			if first == nil {
-				first = cerr
+	// Run where a fault is caught: bbolt panics on some damaged pages
+	// rather than returning an error, and a page it reads beyond the
+	// mapping faults. The walk above rules both out for what it checks;
+	// this is the net beneath it.
+	done := make(chan error, 1)
+	go func() {
+		debug.SetPanicOnFault(true)
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("open store %s: %w: %v", path, ErrCorrupt, r)
 			}
-		}
-		if first != nil {
-			return fmt.Errorf("open store %s: %w: %v", path, ErrCorrupt, first)
-		}
-		return nil
-	})
+		}()
+		done <- db.View(func(tx *bolt.Tx) error {
+			empty, err := checkIdentity(tx)
+			if err != nil {
+				return fmt.Errorf("open store %s: %w", path, err)
+			}
+			if empty && requireMeta {
+				return fmt.Errorf("open store %s: %w: a bbolt file with no bucket; to make a new store in it, allow creation", path, ErrEmpty)
+			}
+			if empty || opts.SkipCheck {
+				return nil
+			}
+			var first error
+			for cerr := range tx.Check() {
+				if first == nil {
+					first = cerr
+				}
+			}
+			if first != nil {
+				return fmt.Errorf("open store %s: %w: %v", path, ErrCorrupt, first)
+			}
+			if err := checkRecords(tx); err != nil {
+				return fmt.Errorf("open store %s: %w", path, err)
+			}
+			return nil
+		})
+	}()
+	return <-done
 }
 
 func openError(path string, err error) error {
@@ -132,6 +184,19 @@ func openError(path string, err error) error {
 		return fmt.Errorf("open store %s: %w: %v", path, ErrCorrupt, err)
 	}
 	return fmt.Errorf("open store %s: %w", path, err)
+}
+
+// FileID returns the device and inode of the store's file (zeros where the
+// system has none).
+func (s *Store) FileID() (dev, ino uint64) {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return 0, 0
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Dev), st.Ino
+	}
+	return 0, 0
 }
 
 // Path is the file the store lives in.
@@ -194,7 +259,7 @@ func Check(path string) error {
 		return err
 	}
 	if fi.Size() == 0 {
-		return fmt.Errorf("check store %s: %w: empty file", path, ErrNotStore)
+		return fmt.Errorf("check store %s: %w: empty file", path, ErrEmpty)
 	}
 	return inspect(path, Options{LockTimeout: time.Second}, true)
 }

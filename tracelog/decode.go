@@ -43,10 +43,11 @@ func decode(line []byte, r *Record, prev *repeats) error {
 // scanning a string.
 var (
 	recordFields = newFields("schema", "id", "key", "executor", "seq", "time", "policy", "policy_version", "conditions",
-		"eligible", "arm_index", "arm", "explore", "propensity", "probs", "observed", "accuracy", "cost")
+		"eligible", "eligible_mask", "allowed_bits", "arm_index", "arm", "explore", "propensity", "probs", "observed", "accuracy", "cost",
+		"start_unix_nano", "received_unix_nano")
 	conditionFields = newFields("bandwidth_mbps", "rtt_ms", "cloud_queue_ms", "cloud_slowdown", "device_slowdown")
 	armFields       = newFields("split", "bits")
-	observedFields  = newFields("device_ms", "pack_ms", "bytes", "network_ms", "rtt_ms", "cloud_queue_ms", "cloud_ms", "unpack_ms")
+	observedFields  = newFields("device_ms", "pack_ms", "bytes", "network_ms", "rtt_ms", "cloud_queue_ms", "cloud_ms", "unpack_ms", "latency_ms")
 )
 
 // The indices of recordFields.
@@ -61,6 +62,8 @@ const (
 	fPolicyVersion
 	fConditions
 	fEligible
+	fEligibleMask
+	fAllowedBits
 	fArmIndex
 	fArm
 	fExplore
@@ -69,6 +72,8 @@ const (
 	fObserved
 	fAccuracy
 	fCost
+	fStartUnixNano
+	fReceivedUnixNano
 )
 
 // decodeField decodes the value of top-level field k (key when unknown).
@@ -98,6 +103,10 @@ func (r *Record) decodeField(d *lexer, k int, key []byte) error {
 		})
 	case fEligible:
 		err = d.ints(&r.Eligible)
+	case fEligibleMask:
+		err = d.strRepeat(&r.EligibleMask, &d.prev.eligibleMask)
+	case fAllowedBits:
+		err = d.ints(&r.AllowedBits)
 	case fArmIndex:
 		err = d.integer(func(s string) (err error) { r.ArmIndex, err = parseInt(s); return })
 	case fArm:
@@ -120,12 +129,16 @@ func (r *Record) decodeField(d *lexer, k int, key []byte) error {
 	case fObserved:
 		o := &r.Observed
 		err = d.objectOrNull(observedFields, func(k int, _ []byte) error {
-			return d.floatField(k, &o.DeviceMs, &o.PackMs, &o.Bytes, &o.NetworkMs, &o.RTTMs, &o.CloudQueueMs, &o.CloudMs, &o.UnpackMs)
+			return d.floatField(k, &o.DeviceMs, &o.PackMs, &o.Bytes, &o.NetworkMs, &o.RTTMs, &o.CloudQueueMs, &o.CloudMs, &o.UnpackMs, &o.LatencyMs)
 		})
 	case fAccuracy:
 		err = d.accuracy(r)
 	case fCost:
 		err = d.float(&r.Cost)
+	case fStartUnixNano:
+		err = d.integer(func(s string) (err error) { r.StartUnixNano, err = strconv.ParseInt(s, 10, 64); return })
+	case fReceivedUnixNano:
+		err = d.integer(func(s string) (err error) { r.ReceivedUnixNano, err = strconv.ParseInt(s, 10, 64); return })
 	default:
 		return d.skip(0)
 	}
@@ -189,7 +202,7 @@ type lexer struct {
 // repeats are the strings of the previous record that the next one likely
 // repeats (a log holds few keys, executors and policies): a repeat is
 // compared, not allocated again.
-type repeats struct{ key, executor, policy string }
+type repeats struct{ key, executor, policy, eligibleMask string }
 
 func (d *lexer) errorf(format string, args ...any) error {
 	return fmt.Errorf("at byte %d: %s", d.i+1, fmt.Sprintf(format, args...))

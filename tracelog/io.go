@@ -105,7 +105,7 @@ func (r *Reader) Next() bool {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		r.rec = Record{Probs: r.rec.Probs[:0], Eligible: r.rec.Eligible[:0]}
+		r.rec = Record{Probs: r.rec.Probs[:0], Eligible: r.rec.Eligible[:0], AllowedBits: r.rec.AllowedBits[:0]}
 		if err := decode(line, &r.rec, &r.repeats); err != nil {
 			if r.fail(err) {
 				continue

@@ -1,6 +1,7 @@
 package tracelog
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -35,6 +36,15 @@ type Record struct {
 	// Eligible lists the arm indices (costmodel.Model.Arms order) the
 	// policy could choose from; empty means unknown.
 	Eligible []int `json:"eligible,omitempty"`
+	// EligibleMask is the same set compactly: the hex of a bitset, arm i
+	// at bit i%8 of byte i/8 (the Report's eligible bytes). Empty means
+	// unknown.
+	EligibleMask string `json:"eligible_mask,omitempty"`
+	// AllowedBits are the precisions of the model the arm indices refer
+	// to, in the manifest's order (its allowed_bits): a reader rebuilds the
+	// arm order from them, so a log is read back with the manifest it came
+	// from. Empty means the reader's manifest as it is.
+	AllowedBits []int `json:"allowed_bits,omitempty"`
 	// ArmIndex is the chosen arm's index, Arm the arm itself.
 	ArmIndex int           `json:"arm_index"`
 	Arm      costmodel.Arm `json:"arm"`
@@ -50,6 +60,11 @@ type Record struct {
 	Accuracy *float64 `json:"accuracy,omitempty"`
 	// Cost is the objective's cost of Observed when it was logged.
 	Cost float64 `json:"cost"`
+	// StartUnixNano is when the request started on the device, and
+	// ReceivedUnixNano when the controller received its report (0 when
+	// unknown); Time is the first of them known.
+	StartUnixNano    int64 `json:"start_unix_nano,omitempty"`
+	ReceivedUnixNano int64 `json:"received_unix_nano,omitempty"`
 }
 
 // Observed is what the executors measured, stage by stage.
@@ -62,6 +77,9 @@ type Observed struct {
 	CloudQueueMs float64 `json:"cloud_queue_ms"`
 	CloudMs      float64 `json:"cloud_ms"`
 	UnpackMs     float64 `json:"unpack_ms"`
+	// LatencyMs is the end-to-end latency the executor measured (0 when it
+	// did not: the stages' sum stands for it).
+	LatencyMs float64 `json:"latency_ms,omitempty"`
 }
 
 // Stages converts the observation to the cost model's stages of arm a.
@@ -102,6 +120,12 @@ func (r *Record) Validate() error {
 	if err := r.Observed.Stages(r.Arm).ValidateMeasured(); err != nil {
 		return fmt.Errorf("%w: observed.%w", ErrInvalid, err)
 	}
+	if l := r.Observed.LatencyMs; !(l >= 0) || math.IsInf(l, 0) {
+		return bad("observed.latency_ms", "%g is not a finite non-negative time", l)
+	}
+	if r.StartUnixNano < 0 || r.ReceivedUnixNano < 0 {
+		return bad("start_unix_nano", "negative (start %d, received %d)", r.StartUnixNano, r.ReceivedUnixNano)
+	}
 	if math.IsNaN(r.Cost) || math.IsInf(r.Cost, 0) {
 		return bad("cost", "%g is not finite", r.Cost)
 	}
@@ -131,5 +155,48 @@ func (r *Record) Validate() error {
 			return bad(fmt.Sprintf("eligible[%d]", i), "negative arm index %d", a)
 		}
 	}
+	if r.EligibleMask != "" {
+		if _, err := hex.DecodeString(r.EligibleMask); err != nil {
+			return bad("eligible_mask", "not hex: %v", err)
+		}
+	}
+	for i, b := range r.AllowedBits {
+		if b < 1 || b > 32 {
+			return bad(fmt.Sprintf("allowed_bits[%d]", i), "%d is not a precision in 1..32", b)
+		}
+	}
 	return nil
+}
+
+// EligibleSet encodes arm indices as an EligibleMask.
+func EligibleSet(arms []int) string {
+	var b []byte
+	for _, a := range arms {
+		for len(b) <= a/8 {
+			b = append(b, 0)
+		}
+		b[a/8] |= 1 << (a % 8)
+	}
+	return hex.EncodeToString(b)
+}
+
+// EligibleArms returns the eligible arm indices from the mask, or from
+// Eligible when there is no mask; nil when the record states neither.
+func (r *Record) EligibleArms() ([]int, error) {
+	if r.EligibleMask == "" {
+		return r.Eligible, nil
+	}
+	b, err := hex.DecodeString(r.EligibleMask)
+	if err != nil {
+		return nil, fmt.Errorf("%w: eligible_mask: %v", ErrInvalid, err)
+	}
+	var out []int
+	for i, x := range b {
+		for j := 0; j < 8; j++ {
+			if x&(1<<j) != 0 {
+				out = append(out, 8*i+j)
+			}
+		}
+	}
+	return out, nil
 }

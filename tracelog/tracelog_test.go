@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,4 +133,17 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestEligibleMask(t *testing.T) {
+	arms := []int{0, 1, 3, 8, 126}
+	r := tracelog.Record{EligibleMask: tracelog.EligibleSet(arms)}
+	got, err := r.EligibleArms()
+	if err != nil || !slices.Equal(got, arms) {
+		t.Fatalf("mask %q reads back as %v (%v), want %v", r.EligibleMask, got, err, arms)
+	}
+	r.EligibleMask = "zz"
+	if _, err := r.EligibleArms(); !errors.Is(err, tracelog.ErrInvalid) {
+		t.Fatalf("bad mask: %v, want ErrInvalid", err)
+	}
 }

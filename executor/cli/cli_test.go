@@ -52,7 +52,7 @@ func TestProfileAndCalibrateCommands(t *testing.T) {
 	if code, _ := run("profile", dir, "--no-such-flag"); code != 2 {
 		t.Errorf("bad flag: exit %d, want 2", code)
 	}
-	if code, out := run("profile", filepath.Join(dir, "missing")); code != 1 || !strings.Contains(out, "missing") {
-		t.Errorf("missing model: exit %d: %s", code, out)
+	if code, out := run("profile", filepath.Join(dir, "missing")); code != 3 || !strings.Contains(out, "missing") {
+		t.Errorf("missing model: exit %d, want 3: %s", code, out)
 	}
 }

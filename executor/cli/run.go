@@ -77,12 +77,14 @@ func newCloudCmd() *cobra.Command {
 		workers, threads  int
 		maxQueue          int
 		logLevel          string
+		provider          string
+		gpu               int
 	)
 	cmd := &cobra.Command{
 		Use:   "cloud --model DIR [--model DIR ...] --token-file FILE",
 		Short: "Serve the cloud side: run the blocks after a device's split",
 		Long: `cloud loads every block of each model folder (model.json and blocks/*.onnx,
-as 'dyno-executor split' or 'make models' writes them) into ONNX Runtime and
+as 'dynoctl model split' or 'make models' writes them) into ONNX Runtime and
 serves the Cloud gRPC service: a device executor sends the tensor at its
 split, packed, and gets the model's output back with the time it queued,
 the time unpacking took and the time the blocks took.
@@ -107,6 +109,10 @@ one machine or a trusted network only).`,
 			if err != nil {
 				return err
 			}
+			prov, err := ort.ParseProvider(provider)
+			if err != nil {
+				return usageError{fmt.Errorf("--provider: %w", err)}
+			}
 			var chains []*ort.Chain
 			defer func() {
 				for _, c := range chains {
@@ -114,7 +120,7 @@ one machine or a trusted network only).`,
 				}
 			}()
 			for _, dir := range models {
-				c, err := ort.OpenChain(dir, ort.Options{Threads: threads})
+				c, err := ort.OpenChain(dir, ort.Options{Threads: threads, Provider: prov, Device: gpu})
 				if err != nil {
 					return err
 				}
@@ -155,6 +161,8 @@ one machine or a trusted network only).`,
 	fl.IntVar(&workers, "workers", 1, "requests run at once; the rest queue")
 	fl.IntVar(&maxQueue, "max-queue", cloud.DefaultMaxQueue, "requests that may wait for a worker; beyond them a request is refused (ResourceExhausted) and the device finishes it")
 	fl.IntVar(&threads, "threads", 0, "ONNX Runtime intra-op threads per session (0: its default)")
+	fl.StringVar(&provider, "provider", "cpu", "ONNX Runtime execution provider: cpu, cuda or tensorrt (cuda and tensorrt need a GPU build of the library, see docs/deploy.md)")
+	fl.IntVar(&gpu, "gpu", 0, "GPU the cuda and tensorrt providers run on")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

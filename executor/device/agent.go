@@ -446,6 +446,10 @@ func (a *Agent) Fallbacks() int64 { return a.fallbacks.Load() }
 // unreachable reports whether a cloud call failed for want of the cloud
 // (down, unreachable, too slow), not for what was asked of it.
 func unreachable(err error) bool {
+	if api.IsHandshakeFailure(err) {
+		// A certificate that does not match will not match later.
+		return false
+	}
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
 		return true
@@ -497,4 +501,25 @@ func (a *Agent) pingMs() float64 {
 	a.rttMu.Lock()
 	defer a.rttMu.Unlock()
 	return max(a.rtt, 0)
+}
+
+// supportBits is the bitset of the arms the decision could have chosen
+// (probability above zero), arm i at bit i%8 of byte i/8.
+func supportBits(probs []float64) []byte {
+	b := make([]byte, (len(probs)+7)/8)
+	for i, p := range probs {
+		if p > 0 {
+			b[i/8] |= 1 << (i % 8)
+		}
+	}
+	return b
+}
+
+// allowedBits are the manifest's precisions, which fix the arm order.
+func allowedBits(cm *costmodel.Model) []uint32 {
+	out := make([]uint32, len(cm.Manifest.AllowedBits))
+	for i, b := range cm.Manifest.AllowedBits {
+		out[i] = uint32(b)
+	}
+	return out
 }

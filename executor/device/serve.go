@@ -281,6 +281,7 @@ func (a *Agent) serve(ctx context.Context, req Request, id string) (Result, *api
 			CloudQueueMs: st.CloudQueueMs, CloudMs: st.CloudMs, UnpackMs: st.UnpackMs, LatencyMs: res.LatencyMs},
 		Bytes: st.Bytes, Accuracy: acc, StartUnixNano: start.UnixNano(),
 		RequestId: id, PolicyKind: h.kind, Probs: slices.Clone(dec.Probs),
+		Eligible: supportBits(dec.Probs), AllowedBits: allowedBits(a.cfg.CostModel),
 	}
 	return res, rep, act, nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/dynoml/dyno/model"
 )
@@ -28,9 +29,16 @@ func ManifestPath(path string) string {
 	return path
 }
 
+// ErrNotSplit is returned when a whole ONNX model is given where a split
+// one (model.json and its blocks) is wanted.
+var ErrNotSplit = errors.New("ort: not a split model")
+
 // OpenChain loads model.json (or the folder holding it) and a session per
 // block.
 func OpenChain(path string, opt Options) (*Chain, error) {
+	if st, err := os.Stat(path); err == nil && !st.IsDir() && strings.EqualFold(filepath.Ext(path), ".onnx") {
+		return nil, fmt.Errorf("%w: %s is a whole ONNX model: split it first (dynoctl model split %s --out DIR), then give DIR", ErrNotSplit, path, path)
+	}
 	path = ManifestPath(path)
 	m, err := model.LoadManifest(path)
 	if err != nil {

@@ -1,6 +1,9 @@
 // Package ort wraps ONNX Runtime (through github.com/yalue/onnxruntime_go)
-// for the executor: loading the shared library once per process and running
-// block sessions. It is the only package that imports onnxruntime_go.
+// for the executor: loading the shared library once per process, running
+// block sessions and chains of them, measuring a whole model's tensors for
+// the splitter (Prober, a model.ShapeProber) and checking a split against
+// the whole model (CheckSplit). It is the only package that imports
+// onnxruntime_go.
 package ort
 
 import (
@@ -25,15 +28,24 @@ var (
 	initPath string
 )
 
-// LibraryPath finds the shared library: $ORT_LIB, else the copy `make deps`
-// fetches into .cache/onnxruntime of the repository (searched upwards from
-// the working directory).
+// LibraryPath finds the shared library: $ORT_LIB; else the copy a release
+// tarball (`make dist`) ships in lib/ beside bin/ of the executable; else
+// the copy `make deps` fetches into .cache/onnxruntime of the repository
+// (searched upwards from the working directory).
 func LibraryPath() (string, error) {
 	if p := os.Getenv(EnvLib); p != "" {
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("ort: %s=%s: %w", EnvLib, p, err)
+			return "", fmt.Errorf("%w: %s=%s: %v", ErrNoLibrary, EnvLib, p, err)
 		}
 		return p, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		if exe, err = filepath.EvalSymlinks(exe); err == nil {
+			p := filepath.Join(filepath.Dir(exe), "..", "lib", "libonnxruntime.so.1")
+			if _, err := os.Stat(p); err == nil {
+				return filepath.Clean(p), nil
+			}
+		}
 	}
 	dir, err := os.Getwd()
 	if err != nil {

@@ -22,6 +22,10 @@ type Options struct {
 	// small machine the spinning threads steal the cores the next run
 	// needs.
 	Spin bool
+	// Provider is the execution provider ("" or ProviderCPU: the CPU).
+	Provider Provider
+	// Device is the GPU the CUDA and TensorRT providers run on.
+	Device int
 }
 
 // Session runs one single-input, single-output float32 model (a block or a
@@ -111,6 +115,10 @@ func OpenBytes(data []byte, name string, opt Options) (*Session, error) {
 			s.destroyTensors()
 			return nil, fmt.Errorf("ort: %s: %w", name, err)
 		}
+	}
+	if err := appendProvider(so, opt.Provider, opt.Device); err != nil {
+		s.destroyTensors()
+		return nil, fmt.Errorf("ort: %s: %w", name, err)
 	}
 	s.s, err = onnx.NewAdvancedSessionWithONNXData(data, []string{s.inName}, []string{s.outName},
 		[]onnx.Value{s.in}, []onnx.Value{s.out}, so)

@@ -20,8 +20,13 @@ import (
 )
 
 // DefaultProfilePath is where `dyno-executor profile` writes by default:
-// <model folder>/profiles/<class>.json, the layout of examples/.
-func DefaultProfilePath(modelPath, class string) string {
+// <model folder>/profiles/<class>.json for a device profile and
+// <class>-cloud.json for a cloud profile (a class already ending in -cloud
+// is kept), the layout of examples/ and models/.
+func DefaultProfilePath(modelPath, class string, role costmodel.Role) string {
+	if role == costmodel.RoleCloud && !strings.HasSuffix(class, "-cloud") {
+		class += "-cloud"
+	}
 	return filepath.Join(filepath.Dir(ort.ManifestPath(modelPath)), "profiles", class+".json")
 }
 
@@ -34,9 +39,10 @@ func DefaultAccuracyPath(modelPath string) string {
 // NewProfileCmd is `dyno-executor profile MODEL`.
 func NewProfileCmd() *cobra.Command {
 	var (
-		cfg  Config
-		role string
-		out  string
+		cfg      Config
+		role     string
+		out      string
+		provider string
 	)
 	cmd := &cobra.Command{
 		Use:   "profile MODEL_DIR|model.json",
@@ -45,23 +51,30 @@ func NewProfileCmd() *cobra.Command {
 the activation a random input produces at its input (warm-up runs first),
 and writes the median and 95th percentile per block, and the time to pack
 (device) or unpack (cloud) one element, as a costmodel.Profile JSON file.
-By default it writes <model folder>/profiles/<class>.json.`,
+By default it writes <model folder>/profiles/<class>.json, or
+<class>-cloud.json with --role cloud, so the device and cloud profiles of one
+machine sit side by side.`,
 		Example: `  dyno-executor profile models/resnet50 --runs 10
   dyno-executor profile models/mnist --role cloud --class amd64-2cpu-cloud -o -`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Model = args[0]
 			cfg.Role = costmodel.Role(role)
+			var err error
+			if cfg.Provider, err = ort.ParseProvider(provider); err != nil {
+				return fmt.Errorf("%w: --provider: %w", ErrConfig, err)
+			}
 			if cfg.DeviceClass == "" {
 				cfg.DeviceClass = DefaultClass()
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			cfg.Progress = cmd.ErrOrStderr()
 			p, err := Profile(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
 			}
 			if out == "" {
-				out = DefaultProfilePath(cfg.Model, cfg.DeviceClass)
+				out = DefaultProfilePath(cfg.Model, cfg.DeviceClass, cfg.Role)
 			}
 			if err := writeJSON(cmd.OutOrStdout(), out, p); err != nil {
 				return err
@@ -78,6 +91,7 @@ By default it writes <model folder>/profiles/<class>.json.`,
 	f.IntVar(&cfg.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: its default)")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the random input")
 	f.IntVar(&cfg.PackBits, "pack-bits", 8, "precision at which packing is timed")
+	f.StringVar(&provider, "provider", "cpu", "ONNX Runtime execution provider: cpu, cuda or tensorrt (recorded in the profile)")
 	f.StringVarP(&out, "out", "o", "", "output file, - for stdout")
 	return cmd
 }
@@ -85,9 +99,9 @@ By default it writes <model folder>/profiles/<class>.json.`,
 // NewCalibrateCmd is `dyno-executor calibrate MODEL`.
 func NewCalibrateCmd() *cobra.Command {
 	var (
-		cfg          CalibrateConfig
-		bits, scheme string
-		out          string
+		cfg                  CalibrateConfig
+		bits, scheme, metric string
+		out                  string
 	)
 	cmd := &cobra.Command{
 		Use:   "calibrate MODEL_DIR|model.json",
@@ -95,16 +109,29 @@ func NewCalibrateCmd() *cobra.Command {
 		Long: `calibrate runs the model on a calibration set and, for every split s = 0..K-1
 and every allowed precision, packs the activation crossing the split with
 executor/packing (Encode, then Decode), runs the rest of the chain and
-compares: the accuracy on the labels (--data mnist) and the top-1 agreement
-with full precision (any model; --data random or --data file:PATH for your
-own inputs as raw little-endian float32). The compression ratio of the
-packed stream (zstd) is recorded per arm. By default it writes
-<model folder>/accuracy.json.`,
+scores the output with a metric: against the labels where the data has them,
+and against the full-precision output (agreement) always.
+
+--data is mnist (labelled), random (agreement only), a folder of .npy inputs
+(labels in its labels.txt, one line per input), a .npy file of stacked inputs
+(with --labels FILE), or file:PATH (raw little-endian float32 inputs).
+
+--metric is picked from the output shape unless given, and printed: top1
+(argmax along the class axis, per row: per time step for [1,T,C], per pixel
+for [1,C,H,W]), topK (e.g. top5), cosine[:MIN] (default 0.99) or
+relerr[:MAX] (default 0.05) for dense outputs such as detection maps and
+embeddings. Each entry records the samples it rests on ("n"); the
+compression ratio of the packed stream (zstd) is recorded per arm. By
+default it writes <model folder>/accuracy.json.`,
 		Example: `  dyno-executor calibrate models/mnist --data mnist --samples 2000
-  dyno-executor calibrate models/tinynet --data random --samples 32`,
+  dyno-executor calibrate models/my --data calib/ --metric top5
+  dyno-executor calibrate models/det --data images.npy --metric cosine:0.995`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Model = args[0]
+			if err := CheckDataFile(cfg.Model, cfg.Data); err != nil {
+				return err
+			}
 			if bits != "" {
 				for _, f := range strings.Split(bits, ",") {
 					b, err := strconv.Atoi(strings.TrimSpace(f))
@@ -126,6 +153,12 @@ packed stream (zstd) is recorded per arm. By default it writes
 			if cfg.Pack.Scheme != packing.SchemeAuto && slicesContainsAbove8(cfg.Bits) {
 				return errors.New("--scheme tensor/channel applies to 8 bits and fewer: pass --bits as well")
 			}
+			m, err := ParseMetric(metric)
+			if err != nil {
+				return err
+			}
+			cfg.Metric = m
+			cfg.Progress = cmd.ErrOrStderr()
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			t, err := Calibrate(cmd.Context(), cfg, log)
 			if err != nil {
@@ -141,8 +174,10 @@ packed stream (zstd) is recorded per arm. By default it writes
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Data, "data", DataRandom, "calibration inputs: mnist, random or file:PATH")
-	f.IntVar(&cfg.Samples, "samples", 0, "inputs to use (default 2000 for mnist, 16 random)")
+	f.StringVar(&cfg.Data, "data", DataRandom, "calibration inputs: mnist, random, a folder of .npy files, a .npy file, or file:PATH")
+	f.StringVar(&cfg.Labels, "labels", "", "labels file for .npy data (default: labels.txt in the data folder)")
+	f.StringVar(&metric, "metric", "auto", "top1[:AXIS], topK, cosine[:MIN], relerr[:MAX], or auto (picked from the output shape)")
+	f.IntVar(&cfg.Samples, "samples", 0, "inputs to use (default 2000 for mnist, 16 random, all of a file or folder)")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of random inputs")
 	f.StringVar(&bits, "bits", "", "precisions to calibrate, e.g. 16,8,4 (default: the model's allowed bits)")
 	f.IntVar(&cfg.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: its default)")
@@ -203,6 +238,7 @@ func printProfile(w io.Writer, p *costmodel.Profile, path string) error {
 // PrintAccuracy prints an accuracy table as split x bits.
 func PrintAccuracy(w io.Writer, t *costmodel.AccuracyTable, path string) error {
 	fmt.Fprintf(w, "accuracy of %s (%s, baseline %.4f, %d samples) -> %s\n", t.Model, t.Metric, t.Baseline, t.Samples, path)
+	fmt.Fprintln(w, "(a precision without a column is not calibrated: its arms are ineligible under an accuracy floor)")
 	var bits []int
 	splits := 0
 	for _, e := range t.Entries {

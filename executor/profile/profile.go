@@ -1,9 +1,11 @@
 // Package profile measures a split model on the machine it runs on: the
 // latency of every block through ONNX Runtime (a costmodel.Profile), and
 // the accuracy of every arm (split, bits) when the activation at the split
-// goes through the executor's packing (a costmodel.AccuracyTable). These
-// are the inputs of DynO's cost model; `dyno-executor profile` and
-// `dyno-executor calibrate` write them.
+// goes through the executor's packing (a costmodel.AccuracyTable), scored
+// by a metric that fits the output (metric.go) on the user's own labelled
+// data (data.go: .npy inputs and a labels file). These are the inputs of
+// DynO's cost model; `dyno-executor profile` and `dyno-executor calibrate`
+// write them.
 //
 // It measures; it does not predict (costmodel) or decide (bandit).
 package profile
@@ -12,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -46,11 +49,15 @@ type Config struct {
 	Runs int
 	// Threads is ONNX Runtime's intra-op thread count; 0 is its default.
 	Threads int
+	// Provider is the ONNX Runtime execution provider; default the CPU.
+	Provider ort.Provider
 	// Seed draws the random input; default 1.
 	Seed uint64
 	// PackBits is the precision at which packing (device) or unpacking
 	// (cloud) is timed for PackNsPerElement; default 8.
 	PackBits int
+	// Progress receives progress reports per block; nil reports nothing.
+	Progress io.Writer
 }
 
 // DefaultClass is the device class label of an unnamed machine:
@@ -89,6 +96,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.PackBits == 0 {
 		c.PackBits = 8
 	}
+	if c.Provider == "" {
+		c.Provider = ort.ProviderCPU
+	}
 	if c.Warmup < 0 || c.Runs < 1 || c.Threads < 0 {
 		return c, fmt.Errorf("%w: warmup %d, runs %d, threads %d: runs must be positive, the others not negative", ErrConfig, c.Warmup, c.Runs, c.Threads)
 	}
@@ -107,7 +117,7 @@ func Profile(ctx context.Context, cfg Config, log *slog.Logger) (*costmodel.Prof
 	if err != nil {
 		return nil, err
 	}
-	chain, err := ort.OpenChain(cfg.Model, ort.Options{Threads: cfg.Threads})
+	chain, err := ort.OpenChain(cfg.Model, ort.Options{Threads: cfg.Threads, Provider: cfg.Provider})
 	if err != nil {
 		return nil, err
 	}
@@ -123,10 +133,12 @@ func Profile(ctx context.Context, cfg Config, log *slog.Logger) (*costmodel.Prof
 		DeviceClass: cfg.DeviceClass,
 		Role:        cfg.Role,
 		Host:        cfg.Host,
+		Provider:    string(cfg.Provider),
 	}
 	v, _ := ort.Version()
-	p.Source = fmt.Sprintf("dyno-executor profile: ONNX Runtime %s on CPU, %s threads, %d warm-up + %d timed runs per block, %s", v, threadsLabel(cfg.Threads), cfg.Warmup, cfg.Runs, time.Now().UTC().Format(time.RFC3339))
+	p.Source = fmt.Sprintf("dyno-executor profile: ONNX Runtime %s on %s, %s threads, %d warm-up + %d timed runs per block, %s", v, providerLabel(cfg.Provider), threadsLabel(cfg.Threads), cfg.Warmup, cfg.Runs, time.Now().UTC().Format(time.RFC3339))
 	var out []float32
+	prog := newProgress(cfg.Progress, "profile "+m.Name+" blocks", chain.K())
 	for i := 1; i <= chain.K(); i++ {
 		s := chain.Block(i)
 		times := make([]float64, 0, cfg.Runs)
@@ -145,7 +157,8 @@ func Profile(ctx context.Context, cfg Config, log *slog.Logger) (*costmodel.Prof
 		}
 		bt := costmodel.BlockTiming{MedianMs: Percentile(times, 50), P95Ms: Percentile(times, 95), Runs: cfg.Runs}
 		p.Blocks = append(p.Blocks, bt)
-		log.Info("profile: block timed", "model", m.Name, "block", i, "name", m.Blocks[i-1].Name, "median_ms", round3(bt.MedianMs), "p95_ms", round3(bt.P95Ms))
+		log.Debug("profile: block timed", "model", m.Name, "block", i, "name", m.Blocks[i-1].Name, "median_ms", round3(bt.MedianMs), "p95_ms", round3(bt.P95Ms))
+		prog.step(i)
 	}
 	ns, err := packNs(ctx, m, acts, cfg)
 	if err != nil {
@@ -245,4 +258,14 @@ func Percentile(v []float64, p float64) float64 {
 	lo := int(math.Floor(pos))
 	hi := min(lo+1, len(s)-1)
 	return s[lo] + (s[hi]-s[lo])*(pos-float64(lo))
+}
+
+func providerLabel(p ort.Provider) string {
+	switch p {
+	case ort.ProviderCUDA:
+		return "CUDA"
+	case ort.ProviderTensorRT:
+		return "TensorRT"
+	}
+	return "CPU"
 }

@@ -22,7 +22,7 @@ import (
 func adminCommands() []*cobra.Command {
 	return []*cobra.Command{
 		newStatusCmd(), newKeysCmd(), newPolicyCmd(), newPinCmd(), newUnpinCmd(), newResetCmd(),
-		newObjectiveCmd(), newTracesCmd(), newExecutorsCmd(), newBackupCmd(),
+		newObjectiveCmd(), newTracesCmd(), newExecutorsCmd(), newBackupCmd(), newAuditCmd(),
 	}
 }
 
@@ -52,7 +52,7 @@ func addConnFlags(cmd *cobra.Command, c *conn) {
 	fl.StringVar(&c.tokenFile, "token-file", "", "file holding the bearer token (default: env DYNO_TOKEN)")
 	fl.StringVar(&c.ca, "ca", os.Getenv("DYNO_CA"), "PEM certificate(s) to trust: the controller's self-signed certificate or its CA (env DYNO_CA; default: system roots)")
 	fl.StringVar(&c.serverName, "server-name", "", "name to verify in the controller's certificate (default: the host of --addr)")
-	fl.BoolVar(&c.insecure, "insecure", false, "plaintext, for a controller started with -insecure")
+	fl.BoolVar(&c.insecure, "insecure", false, "plaintext, for a controller started with --insecure")
 	fl.DurationVar(&c.timeout, "timeout", 30*time.Second, "deadline of the call")
 	fl.BoolVar(&c.json, "json", false, "print JSON instead of a table")
 	cmd.Long += "\n" + adminHelp

@@ -17,12 +17,17 @@ func newPolicyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "Inspect the published policies of keys"}
 	var c conn
 	var stateOut string
+	var bandwidth, rtt float64
 	show := &cobra.Command{
 		Use:   "show KEY",
 		Short: "Show the latest published policy of a key",
 		Long: `policy show prints the latest published version of a key's policy: why it
 was published, the objective, the pin, the reports behind it, the bandit and
-the size of its state. --state writes the bandit's serialised state (what
+the size of its state; then what it does at --bandwidth and --rtt: its greedy
+arm (lowest expected cost under the posterior) with its probability and cost,
+the static DynO choice, the arms it most often chooses, and the posterior means
+of the stage coefficients (slope and offset of device, transfer, rtt, queue
+and cloud against the cost model). --state writes the bandit's serialised state (what
 executors restore to choose locally) to a file.`,
 		Example: `  dynoctl policy show mobilenetv2/phone-low/default
   dynoctl policy show mobilenetv2/phone-low/default --json
@@ -30,7 +35,7 @@ executors restore to choose locally) to a file.`,
 		Args: keyArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.call(func(ctx context.Context, a api.AdminClient) error {
-				p, err := a.GetPolicy(ctx, &api.GetPolicyRequest{Key: args[0]})
+				p, err := a.GetPolicy(ctx, &api.GetPolicyRequest{Key: args[0], BandwidthMbps: bandwidth, RttMs: rtt})
 				if err != nil {
 					return err
 				}
@@ -56,12 +61,26 @@ executors restore to choose locally) to a file.`,
 				row("pin", "%s", pinString(p.Pin))
 				row("reports", "%d since the last reset, %d in all", p.Reports, p.TotalReports)
 				row("bandit", "%s, state %s (%s)", p.BanditKind, bytesString(uint64(len(p.BanditState))), orNone(p.BanditStateEncoding))
+				if s := p.Summary; s != nil {
+					c := s.Conditions
+					row("at", "%g Mbit/s, %g ms RTT", c.GetBandwidthMbps(), c.GetRttMs())
+					row("greedy arm", "%s, probability %.3g, expected cost %.4g (%s)", armString(s.Greedy), s.GreedyProbability, s.GreedyExpectedCost, s.CostFrom)
+					row("static DynO", "%s, cost %.4g (cost model)", armString(s.StaticArm), s.StaticCost)
+					for i, a := range s.Top {
+						row(fmt.Sprintf("top %d", i+1), "%s, probability %.3g, expected cost %.4g", armString(a.Arm), a.Probability, a.ExpectedCost)
+					}
+					for _, st := range s.Stages {
+						row("posterior "+st.Stage, "%.4g, %.4g (noise sd %.3g)", st.Coefficient, st.Second, st.NoiseSd)
+					}
+				}
 				return tw.Flush()
 			})
 		},
 	}
 	addConnFlags(show, &c)
 	show.Flags().StringVar(&stateOut, "state", "", "write the bandit state to this file")
+	show.Flags().Float64Var(&bandwidth, "bandwidth", 10, "summarise the policy at this bandwidth (Mbit/s)")
+	show.Flags().Float64Var(&rtt, "rtt", 40, "and this round-trip time (ms)")
 	cmd.AddCommand(show)
 	return cmd
 }

@@ -2,11 +2,13 @@ package dynoctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -116,22 +118,41 @@ and when its policy was last published.`,
 
 func newExecutorsCmd() *cobra.Command {
 	var c conn
+	var req api.ListExecutorsRequest
+	var notSeen time.Duration
 	cmd := &cobra.Command{
 		Use:   "executors",
-		Short: "List the registered executors",
-		Long: `executors lists every executor that registered: its key, whether it is
+		Short: "List the registered executors (remove takes them out)",
+		Long: `executors lists the executors that registered: its key, whether it is
 connected now, when it was last seen, how many of its reports were applied and
 up to which sequence number they are acknowledged, the policy version it last
-ACKed, its last NACK, and the token it registered with.`,
+ACKed, its last NACK, and the token it registered with. The controller answers
+in pages (--page-size); every page is read. --key, --token, --prefix,
+--connected and --not-seen filter.`,
 		Example: `  dynoctl executors
+  dynoctl executors --token fleet --not-seen 24h
   dynoctl executors --json`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			req.NotSeenForMs = notSeen.Milliseconds()
 			get := func(ctx context.Context, a api.AdminClient) (*api.ListExecutorsResponse, error) {
-				return a.ListExecutors(ctx, &api.ListExecutorsRequest{})
+				all := &api.ListExecutorsResponse{}
+				r := proto.Clone(&req).(*api.ListExecutorsRequest)
+				for {
+					page, err := a.ListExecutors(ctx, r)
+					if err != nil {
+						return nil, err
+					}
+					all.Executors = append(all.Executors, page.Executors...)
+					all.Total = page.Total
+					if page.NextPageToken == "" {
+						return all, nil
+					}
+					r.PageToken = page.NextPageToken
+				}
 			}
 			return show(cmd, &c, get, func(tw *tabwriter.Writer, r *api.ListExecutorsResponse) {
-				fmt.Fprintln(tw, "EXECUTOR\tKEY\tCONNECTED\tLAST SEEN\tREPORTS\tACKED SEQ\tACKED VERSION\tLAST NACK\tTOKEN\tLABELS")
+				fmt.Fprintln(tw, "EXECUTOR\tKEY\tCONNECTED\tLAST SEEN\tREPORTS\tACKED SEQ\tACKED VERSION\tPOLICY USED\tTOP ARM\tLAST NACK\tTOKEN\tLABELS")
 				for _, e := range r.Executors {
 					var labels []string
 					for k, v := range e.Labels {
@@ -142,12 +163,107 @@ ACKed, its last NACK, and the token it registered with.`,
 					if nack == "" {
 						nack = "-"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", e.ExecutorId, e.Key, e.Connected, ago(e.LastSeenUnixNano),
-						e.Reports, e.AckedThroughSeq, e.AckedVersion, nack, e.TokenName, strings.Join(labels, ","))
+					used, top := "-", "-"
+					if e.ReportedPolicyVersion > 0 {
+						used = fmt.Sprintf("v%d", e.ReportedPolicyVersion)
+					}
+					if a := e.TopArm; a != nil {
+						top = fmt.Sprintf("s%d/b%d (%.0f%%)", a.Split, a.Bits, 100*e.TopArmShare)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", e.ExecutorId, e.Key, e.Connected, ago(e.LastSeenUnixNano),
+						e.Reports, e.AckedThroughSeq, e.AckedVersion, used, top, nack, e.TokenName, strings.Join(labels, ","))
 				}
 			})
 		},
 	}
 	addConnFlags(cmd, &c)
+	fl := cmd.Flags()
+	fl.Uint32Var(&req.PageSize, "page-size", 1000, "executors per call (at most 10000)")
+	fl.StringVar(&req.Key, "key", "", "only the executors of this key")
+	fl.StringVar(&req.TokenName, "token", "", "only those registered with this token")
+	fl.StringVar(&req.IdPrefix, "prefix", "", "only ids starting with this")
+	fl.BoolVar(&req.ConnectedOnly, "connected", false, "only those connected now")
+	fl.DurationVar(&notSeen, "not-seen", 0, "only those not seen for this long")
+	cmd.AddCommand(newExecutorsRemoveCmd())
+	return cmd
+}
+
+func newExecutorsRemoveCmd() *cobra.Command {
+	var c conn
+	var notSeen time.Duration
+	cmd := &cobra.Command{
+		Use:   "remove [ID...] [--not-seen DUR]",
+		Short: "Take executors out of the fleet",
+		Long: `executors remove deletes executors' records, report windows and counts; their
+streams end and each id is free to register again (for any token). --not-seen
+also removes every executor not seen for that long. Ids that are not
+registered are named, not refused.`,
+		Example: `  dynoctl executors remove cam-7 cam-8
+  dynoctl executors remove --not-seen 720h`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 && notSeen <= 0 {
+				return usageError{errors.New("name executor ids, or give --not-seen DURATION")}
+			}
+			get := func(ctx context.Context, a api.AdminClient) (*api.RemoveExecutorsResponse, error) {
+				return a.RemoveExecutors(ctx, &api.RemoveExecutorsRequest{ExecutorIds: args, NotSeenForMs: notSeen.Milliseconds()})
+			}
+			return show(cmd, &c, get, func(tw *tabwriter.Writer, r *api.RemoveExecutorsResponse) {
+				for _, id := range r.Removed {
+					fmt.Fprintf(tw, "removed %s\n", id)
+				}
+				for _, id := range r.Unknown {
+					fmt.Fprintf(tw, "not registered: %s\n", id)
+				}
+				fmt.Fprintf(tw, "%d removed\n", len(r.Removed))
+			})
+		},
+	}
+	addConnFlags(cmd, &c)
+	cmd.Flags().DurationVar(&notSeen, "not-seen", 0, "also remove every executor not seen for this long")
+	return cmd
+}
+
+func newAuditCmd() *cobra.Command {
+	var c conn
+	var since uint64
+	var limit uint32
+	cmd := &cobra.Command{
+		Use:   "audit [KEY]",
+		Short: "Show the audit log of operators' changes",
+		Long: `audit prints the operators' changes (pin, unpin, reset, objective, and pins
+lifted when their time ran out), oldest first: when, by whom, to which key,
+and the policy version that carried it, with the detail as JSON. KEY limits it
+to one key.`,
+		Example: `  dynoctl audit
+  dynoctl audit mobilenetv2/phone-low/default --json`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			return keyArg(cmd, args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &api.ListAuditRequest{SinceSeq: since, Limit: limit}
+			if len(args) == 1 {
+				req.Key = args[0]
+			}
+			get := func(ctx context.Context, a api.AdminClient) (*api.ListAuditResponse, error) {
+				return a.ListAudit(ctx, req)
+			}
+			return show(cmd, &c, get, func(tw *tabwriter.Writer, r *api.ListAuditResponse) {
+				fmt.Fprintln(tw, "SEQ\tAT\tBY\tACTION\tKEY\tVERSION\tDETAIL")
+				for _, e := range r.Events {
+					d := e.DetailJson
+					if d == "" {
+						d = "-"
+					}
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Seq, unixTime(e.AtUnixNano), e.By, e.Action, e.Key, e.Version, d)
+				}
+			})
+		},
+	}
+	addConnFlags(cmd, &c)
+	cmd.Flags().Uint64Var(&since, "since-seq", 0, "from this event on")
+	cmd.Flags().Uint32Var(&limit, "limit", 0, "at most this many events (0: 1000)")
 	return cmd
 }

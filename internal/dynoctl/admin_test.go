@@ -91,7 +91,7 @@ func (e *controllerEnv) register(t *testing.T) {
 	b := &api.ReportBatch{BatchId: 1, ExecutorId: "ex-1"}
 	for i := 1; i <= 20; i++ {
 		b.Reports = append(b.Reports, &api.Report{Seq: uint64(i), Arm: deviceOnly, Propensity: 1, Conditions: &api.Conditions{BandwidthMbps: 5, RttMs: 30},
-			Stages: &api.Stages{DeviceMs: 80 + float64(i)}, StartUnixNano: time.Now().UnixNano()})
+			Stages: &api.Stages{DeviceMs: 80 + float64(i), LatencyMs: 90 + float64(i)}, StartUnixNano: time.Now().UnixNano()})
 	}
 	if err := rs.Send(b); err != nil {
 		t.Fatal(err)
@@ -133,6 +133,8 @@ func TestAdminCommands(t *testing.T) {
 		{"keys", []string{"keys"}, 0, key},
 		{"executors", []string{"executors"}, 0, "ex-1"},
 		{"policy show", []string{"policy", "show", key}, 0, "version"},
+		{"policy show greedy", []string{"policy", "show", key, "--bandwidth", "20"}, 0, "greedy arm"},
+		{"policy show posterior", []string{"policy", "show", key}, 0, "posterior transfer"},
 		{"policy show unknown key", []string{"policy", "show", "no/such/key"}, 3, "NotFound"},
 		{"policy show bad key", []string{"policy", "show", "nokey"}, 2, "model/device-class/objective"},
 		{"pin", []string{"pin", key, "--split", "2", "--bits", "8", "--for", "1h", "--reason", "test"}, 0, "pin " + key + ": in effect from version"},
@@ -143,6 +145,7 @@ func TestAdminCommands(t *testing.T) {
 		{"objective set without slo", []string{"objective", "set", key, "--kind", "min-cloud-cost"}, 2, "SLO"},
 		{"reset", []string{"reset", key}, 0, "reset " + key},
 		{"unknown flag", []string{"keys", "--nope"}, 2, "unknown flag"},
+		{"traces of an unknown key", []string{"traces", "export", "--out", "-", "--key", "no/such/key"}, 3, "NotFound"},
 		{"traces bad since", []string{"traces", "export", "--out", "-", "--since", "yesterday"}, 2, "--since"},
 	}
 	for _, c := range cases {
@@ -198,6 +201,9 @@ func TestAdminCommands(t *testing.T) {
 		n := 0
 		for rd.Next() {
 			tr := rd.Record()
+			if tr.Observed.LatencyMs != 90+tr.Observed.DeviceMs-80 || tr.StartUnixNano == 0 || tr.ReceivedUnixNano < tr.StartUnixNano {
+				t.Fatalf("latency_ms or the times are lost: %+v", tr)
+			}
 			if tr.Seq < 6 || tr.Executor != "ex-1" || tr.Observed.DeviceMs <= 80 || tr.Propensity != 1 || tr.Arm.Bits != 32 || tr.ID == "" || tr.Cost <= 80 || tr.ArmIndex != 140 {
 				t.Fatalf("trace %+v", tr)
 			}
@@ -234,6 +240,75 @@ func TestAdminCommands(t *testing.T) {
 			}
 			return nil
 		})
+	})
+	t.Run("backup refuses the live store and existing files", func(t *testing.T) {
+		liveBefore, _ := os.ReadFile(e.store)
+		// The live store by its path, and by a hard link (another name).
+		link := filepath.Join(filepath.Dir(e.store), "other-name.db")
+		if err := os.Link(e.store, link); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(link)
+		for _, target := range []string{e.store, link} {
+			for _, force := range []bool{false, true} {
+				args := []string{"backup", "--out", target}
+				if force {
+					args = append(args, "--force")
+				}
+				code, _, errOut := e.run(t, args...)
+				if code != 3 || !strings.Contains(errOut, "live store") {
+					t.Fatalf("backup onto %s (force %v): exit %d: %s", target, force, code, errOut)
+				}
+			}
+		}
+		liveAfter, _ := os.ReadFile(e.store)
+		if len(liveAfter) < len(liveBefore) {
+			t.Fatal("the live store shrank")
+		}
+		// An existing file needs --force.
+		out := filepath.Join(t.TempDir(), "old.db")
+		os.WriteFile(out, []byte("keep me"), 0o600)
+		code, _, errOut := e.run(t, "backup", "--out", out)
+		if b, _ := os.ReadFile(out); code != 3 || !strings.Contains(errOut, "--force") || string(b) != "keep me" {
+			t.Fatalf("backup onto an existing file: exit %d: %s", code, errOut)
+		}
+		if code, _, errOut := e.run(t, "backup", "--out", out, "--force"); code != 0 {
+			t.Fatalf("with --force: exit %d: %s", code, errOut)
+		}
+		if err := store.Check(out); err != nil {
+			t.Fatal(err)
+		}
+		left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".*tmp*"))
+		if len(left) != 0 {
+			t.Fatalf("temporary files left: %v", left)
+		}
+	})
+	t.Run("audit and executors remove", func(t *testing.T) {
+		if code, _, errOut := e.run(t, "pin", key, "--split", "0", "--bits", "32"); code != 0 {
+			t.Fatalf("pin: %d %s", code, errOut)
+		}
+		if code, _, errOut := e.run(t, "unpin", key); code != 0 {
+			t.Fatalf("unpin: %d %s", code, errOut)
+		}
+		code, _, errOut := e.run(t, "unpin", key)
+		if code != 3 || !strings.Contains(errOut, "not pinned") {
+			t.Fatalf("unpin of an unpinned key: %d %s", code, errOut)
+		}
+		code, stdout, errOut := e.run(t, "audit", key)
+		if code != 0 || !strings.Contains(stdout, "pin") || !strings.Contains(stdout, "unpin") || !strings.Contains(stdout, "ops") {
+			t.Fatalf("audit: %d %s %s", code, stdout, errOut)
+		}
+		if code, _, _ := e.run(t, "audit", "no/such/key"); code != 3 {
+			t.Fatalf("audit of an unknown key: exit %d", code)
+		}
+		code, stdout, errOut = e.run(t, "executors", "remove", "ex-1", "nobody")
+		if code != 0 || !strings.Contains(stdout, "removed ex-1") || !strings.Contains(stdout, "nobody") {
+			t.Fatalf("executors remove: %d %s %s", code, stdout, errOut)
+		}
+		code, stdout, _ = e.run(t, "executors")
+		if code != 0 || strings.Contains(stdout, "ex-1") {
+			t.Fatalf("after removal: %d %s", code, stdout)
+		}
 	})
 	t.Run("help", func(t *testing.T) {
 		var out, errOut bytes.Buffer

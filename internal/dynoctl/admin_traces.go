@@ -2,6 +2,7 @@ package dynoctl
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,7 @@ func traceRecord(t *api.Trace) *tracelog.Record {
 		// The executor's own number of the report identifies it too.
 		rec.ID = "seq-" + strconv.FormatUint(r.GetSeq(), 10)
 	}
+	rec.StartUnixNano, rec.ReceivedUnixNano = r.GetStartUnixNano(), t.ReceivedUnixNano
 	at := r.GetStartUnixNano()
 	if at == 0 {
 		at = t.ReceivedUnixNano
@@ -44,7 +46,13 @@ func traceRecord(t *api.Trace) *tracelog.Record {
 	}
 	if s := r.GetStages(); s != nil {
 		rec.Observed = tracelog.Observed{DeviceMs: s.DeviceMs, PackMs: s.PackMs, Bytes: r.GetBytes(), NetworkMs: s.NetworkMs, RTTMs: s.RttMs,
-			CloudQueueMs: s.CloudQueueMs, CloudMs: s.CloudMs, UnpackMs: s.UnpackMs}
+			CloudQueueMs: s.CloudQueueMs, CloudMs: s.CloudMs, UnpackMs: s.UnpackMs, LatencyMs: s.LatencyMs}
+	}
+	for _, b := range r.GetAllowedBits() {
+		rec.AllowedBits = append(rec.AllowedBits, int(b))
+	}
+	if len(r.GetEligible()) > 0 {
+		rec.EligibleMask = hex.EncodeToString(r.GetEligible())
 	}
 	for i, b := range r.GetEligible() {
 		for j := 0; j < 8; j++ {

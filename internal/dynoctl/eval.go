@@ -32,6 +32,7 @@ type evalFlags struct {
 	level      float64
 	seed       uint64
 	tau        float64
+	minProp    float64
 	throughput bool
 	rounds     int
 	maxLine    int
@@ -55,9 +56,14 @@ policy with diagnostics: effective sample size, largest importance weight, and
 the share of its probability on arms the logger never chose.
 
 Policies are the names of bandit policies (dyno, static, ans, neurosurgeon,
-egreedy, device, cloud), built fresh from the cost model, or NAME=FILE for a
+egreedy, device, cloud), built fresh from the cost model, NAME=FILE for a
 stored policy version (the bytes the controller keeps; see 'dynoctl policy
-show KEY --state FILE'). The trace file is read as a stream: memory does not grow with it.`,
+show KEY --state FILE'), or logger: the records' own distributions, an
+on-policy check whose IPS and SNIPS equal the logged mean cost. Every
+estimate has a verdict (supported, biased-low, unsupported) and the
+diagnostics include the target's mass on arms the logger gave probability 0
+in the same record (docs/eval.md). The trace file is read as a stream: memory
+does not grow with it.`,
 		Example: `  dynoctl eval --traces out/traces/exact-dyno-seed0.jsonl --dir examples/resnet50 --device phone-low --floor 0.745 --policies static,device,cloud,dyno
   dynoctl eval --traces log.jsonl --dir models/mnist --device amd64-2cpu --cloud amd64-2cpu-cloud --policies static --estimators ips,snips --json
   dynoctl eval --traces log.jsonl --dir examples/resnet50 --device phone-low --policies static --report out/eval`,
@@ -77,6 +83,7 @@ show KEY --state FILE'). The trace file is read as a stream: memory does not gro
 	fl.Float64Var(&f.level, "level", 0.95, "interval coverage")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the replay draws, the bootstrap and the policies")
 	fl.Float64Var(&f.tau, "tau", eval.DefaultSwitchTau, "switch-DR's importance-weight threshold")
+	fl.Float64Var(&f.minProp, "min-propensity", eval.DefaultMinPropensity, "the diagnostics count the target's mass seen through weights above 1/this")
 	fl.IntVar(&f.maxLine, "max-line", tracelog.DefaultMaxLine, "longest line accepted, bytes")
 	fl.BoolVar(&f.throughput, "throughput", false, "measure records per second on one core, by CPU time and by wall time: decoding alone, then decoding and estimating, and print the ratio")
 	fl.IntVar(&f.rounds, "rounds", 5, "with --throughput: rounds of the two passes, alternated; the medians are compared")
@@ -124,6 +131,10 @@ func buildTargets(cm *costmodel.Model, obj costmodel.Objective, list string, see
 			continue
 		}
 		name, file, stored := strings.Cut(item, "=")
+		if !stored && name == eval.LoggerName {
+			out = append(out, eval.LoggerTarget(name))
+			continue
+		}
 		var p bandit.Policy
 		var err error
 		if stored {
@@ -210,6 +221,13 @@ func runEval(stdout, stderr io.Writer, f evalFlags) error {
 	if err != nil {
 		return err
 	}
+	// The records name the precisions their arm indices refer to: read
+	// the log with the model it was made with.
+	if bits, err := firstAllowedBits(f.traces, f.maxLine); err != nil {
+		return err
+	} else if cm, err = eval.WithBits(cm, bits); err != nil {
+		return badInput(err)
+	}
 	ests, err := parseEstimators(f.estimators)
 	if err != nil {
 		return err
@@ -219,7 +237,7 @@ func runEval(stdout, stderr io.Writer, f evalFlags) error {
 		bootstrap = -1
 	}
 	opt := eval.OfflineOptions{
-		EstimateOptions: eval.EstimateOptions{Bootstrap: bootstrap, Level: f.level, Seed: f.seed, Tau: f.tau},
+		EstimateOptions: eval.EstimateOptions{Bootstrap: bootstrap, Level: f.level, Seed: f.seed, Tau: f.tau, MinPropensity: f.minProp},
 		Estimators:      ests, Objective: obj,
 	}
 	if f.throughput {
@@ -271,6 +289,25 @@ func runEval(stdout, stderr io.Writer, f evalFlags) error {
 		return costmodel.WriteJSON(stdout, rep)
 	}
 	return eval.WriteOfflineTable(stdout, rep)
+}
+
+// firstAllowedBits returns the allowed bits the first record of the trace
+// file states (nil for standard input, which cannot be read twice, and for
+// records that state none).
+func firstAllowedBits(path string, maxLine int) ([]int, error) {
+	if path == "-" || path == "" {
+		return nil, nil
+	}
+	in, _, err := openTraces(path)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	rd := tracelog.NewReader(in, tracelog.ReadOptions{SkipBad: true, MaxLine: maxLine})
+	if rd.Next() {
+		return slices.Clone(rd.Record().AllowedBits), nil
+	}
+	return nil, nil
 }
 
 // runEvalThroughput reads the trace file twice on one core: decoding only,
@@ -402,6 +439,9 @@ func newEvalCoverageCmd() *cobra.Command {
 		epsilon  float64
 		asJSON   bool
 		policies string
+		logger   string
+		floor    float64
+		base     float64
 	)
 	cmd := &cobra.Command{
 		Use:   "coverage --scenario FILE",
@@ -411,7 +451,9 @@ at --epsilon), evaluates each candidate policy offline on each log, and counts
 how often the 95% intervals of IPS, SNIPS and DR hold the candidate's true
 value, which the simulator knows: the candidate's expected cost on the logged
 requests. It also prints each estimator's mean squared error. The target is
-coverage of at least 90% and DR's error no worse than IPS's.`,
+coverage of at least 90% and DR's error no worse than IPS's; where an
+interval misses, the evaluation must have said so (a warning or a verdict
+other than supported): "missed unwarned" counts the misses it did not.`,
 		Example: `  dynoctl eval coverage --scenario scenarios/ope/mobilenet-egreedy.json --seeds 100`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -429,8 +471,8 @@ coverage of at least 90% and DR's error no worse than IPS's.`,
 					cands = append(cands, p)
 				}
 			}
-			res, err := eval.CheckCoverage(w, eval.CoverageOptions{Seeds: seeds, Requests: requests, Candidates: cands,
-				Tuning: eval.Tuning{EGreedy: bandit.EGreedyConfig{Epsilon: epsilon}}})
+			res, err := eval.CheckCoverage(w, eval.CoverageOptions{Logger: logger, Seeds: seeds, Requests: requests, Candidates: cands,
+				Tuning: eval.Tuning{EGreedy: bandit.EGreedyConfig{Epsilon: epsilon}, Dyno: bandit.DynoConfig{ExploreFloor: floor, BaselineFloor: base}}})
 			if err != nil {
 				return err
 			}
@@ -438,13 +480,17 @@ coverage of at least 90% and DR's error no worse than IPS's.`,
 			if asJSON {
 				return costmodel.WriteJSON(out, res)
 			}
-			fmt.Fprintf(out, "%s: %d logs of %d requests by %s (epsilon %.2f); 95%% intervals\n", res.Scenario, res.Seeds, res.Requests, res.Logger, epsilon)
+			how := fmt.Sprintf("epsilon %.2f", epsilon)
+			if res.Logger == bandit.NameDyno {
+				how = fmt.Sprintf("exploration floor %g", res.ExploreFloor)
+			}
+			fmt.Fprintf(out, "%s: %d logs of %d requests by %s (%s); 95%% intervals\n", res.Scenario, res.Seeds, res.Requests, res.Logger, how)
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "policy\ttrue value\testimator\tcovered (analytic)\tcovered (bootstrap)\tMSE\t")
+			fmt.Fprintln(tw, "policy\ttrue value\testimator\tcovered (analytic)\tcovered (bootstrap)\tmissed unwarned\tMSE\t")
 			for _, c := range res.Candidates {
 				for _, e := range []eval.Estimator{eval.IPS, eval.SNIPS, eval.DR} {
-					fmt.Fprintf(tw, "%s\t%.2f\t%s\t%.0f%%\t%.0f%%\t%.3f\t\n", c.Name, c.MeanTruth, e,
-						100*float64(c.Covered[e])/float64(res.Seeds), 100*float64(c.BootCovered[e])/float64(res.Seeds), c.MSE[e])
+					fmt.Fprintf(tw, "%s\t%.2f\t%s\t%.0f%%\t%.0f%%\t%d\t%.3f\t\n", c.Name, c.MeanTruth, e,
+						100*float64(c.Covered[e])/float64(res.Seeds), 100*float64(c.BootCovered[e])/float64(res.Seeds), c.Silent[e], c.MSE[e])
 				}
 			}
 			return tw.Flush()
@@ -456,6 +502,9 @@ coverage of at least 90% and DR's error no worse than IPS's.`,
 	fl.IntVar(&requests, "requests", 0, "requests per log (0: the scenario's)")
 	fl.Float64Var(&epsilon, "epsilon", 1, "the logger's exploration share (epsilon-greedy)")
 	fl.StringVar(&policies, "policies", "static,device,cloud,dyno", "candidate policies")
+	fl.StringVar(&logger, "logger", bandit.NameEGreedy, "the policy that makes the logs: egreedy (at --epsilon) or dyno (with --explore-floor)")
+	fl.Float64Var(&base, "baseline-floor", 0, fmt.Sprintf("with --logger dyno: its floor on each baseline's arm (0: the default %g; negative: off)", bandit.DefaultBaselineFloor))
+	fl.Float64Var(&floor, "explore-floor", 0, fmt.Sprintf("with --logger dyno: its exploration floor (0: the default %g; negative: off)", bandit.DefaultExploreFloor))
 	fl.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

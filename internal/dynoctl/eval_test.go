@@ -142,3 +142,54 @@ func TestEvalCommand(t *testing.T) {
 		}
 	})
 }
+
+// TestEvalReadsLogWithItsManifest evaluates a scenario's 41-arm log against
+// the full 141-arm manifest: the records' allowed bits give the arm order.
+// With the bootstrap off and a target the log cannot support, --json is
+// still valid JSON: the missing figures are null with their reasons, and
+// the warnings and verdicts are in it.
+func TestEvalReadsLogWithItsManifest(t *testing.T) {
+	log, _ := simulatedLog(t, 300)
+	code, out, errs := runCtl3("eval", "--traces", log, "--dir", "../../examples/mobilenetv2", "--device", "phone-low", "--cloud", "cloud-t4",
+		"--policies", "static,cloud,logger", "--estimators", "ips,snips,dr", "--bootstrap", "0", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !json.Valid([]byte(out)) || strings.Contains(out, "NaN") {
+		t.Fatalf("not valid JSON:\n%s", out)
+	}
+	var rep struct {
+		Arms    []string
+		Targets []struct {
+			Name      string
+			Warnings  []string
+			Estimates []struct {
+				Estimator string
+				Value     *float64
+				BootLo    *float64 `json:"boot_lo"`
+				Verdict   string
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Arms) != 41 {
+		t.Errorf("%d arms, want the log's 41", len(rep.Arms))
+	}
+	for _, tr := range rep.Targets {
+		for _, e := range tr.Estimates {
+			if e.BootLo != nil || e.Verdict == "" {
+				t.Errorf("%s %s: boot_lo %v with the bootstrap off, verdict %q", tr.Name, e.Estimator, e.BootLo, e.Verdict)
+			}
+		}
+		if tr.Name == "logger" && (tr.Estimates[0].Value == nil || tr.Estimates[0].Verdict != "supported") {
+			t.Errorf("logger: %+v, want a supported on-policy value", tr.Estimates[0])
+		}
+	}
+	code, out, errs = runCtl3("eval", "--traces", log, "--dir", "../../examples/mobilenetv2", "--device", "phone-low", "--cloud", "cloud-t4",
+		"--policies", "static", "--estimators", "ips,snips", "--bootstrap", "0")
+	if code != 0 || strings.Contains(out, "NaN") || !strings.Contains(out, "verdict") {
+		t.Fatalf("table: exit %d, %s\n%s", code, errs, out)
+	}
+}

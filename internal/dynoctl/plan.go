@@ -178,10 +178,20 @@ func printPlan(w io.Writer, cm *costmodel.Model, r planResult, top int) {
 		if top > 0 && i >= top {
 			continue
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%.2f\t%.2f\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\t%.2f\t%.4f\t%.2f\t\n",
-			i+1, a.Arm.Split, splitName(cm, a.Arm.Split), a.Arm.Bits, a.DeviceMs, a.PackMs, a.Bytes/1000, a.NetworkMs, a.Cloud(), a.LatencyMs, a.Throughput, a.CloudGPUMs, a.Accuracy, a.Cost)
+		acc := fmt.Sprintf("%.4f", a.Accuracy)
+		if j, ok := cm.Index(a.Arm); ok && !cm.Bases()[j].Calibrated {
+			acc = "n/c" // no calibration entry: not an accuracy of 0
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%.2f\t%.2f\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\t%.2f\t%s\t%.2f\t\n",
+			i+1, a.Arm.Split, splitName(cm, a.Arm.Split), a.Arm.Bits, a.DeviceMs, a.PackMs, a.Bytes/1000, a.NetworkMs, a.Cloud(), a.LatencyMs, a.Throughput, a.CloudGPUMs, acc, a.Cost)
 	}
 	tw.Flush()
+	for _, b := range cm.Bases() {
+		if !b.Calibrated {
+			fmt.Fprintln(w, "n/c: not calibrated (no entry in the accuracy table): ineligible under an accuracy floor")
+			break
+		}
+	}
 	if excluded > 0 {
 		fmt.Fprintf(w, "%d arms excluded", excluded)
 		for _, a := range r.Choice.Ranked {

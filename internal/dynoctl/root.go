@@ -9,14 +9,16 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/dynoml/dyno/internal/cliutil"
 )
 
-// Exit codes scripts can rely on.
+// Exit codes scripts can rely on (the same for every dyno binary).
 const (
-	ExitOK       = 0
-	ExitFailure  = 1 // the command ran and failed
-	ExitUsage    = 2 // bad flags or arguments
-	ExitBadInput = 3 // an input file or value was invalid
+	ExitOK       = cliutil.ExitOK
+	ExitFailure  = cliutil.ExitFailure  // the command ran and failed
+	ExitUsage    = cliutil.ExitUsage    // bad flags or arguments
+	ExitBadInput = cliutil.ExitBadInput // an input file or value was invalid
 )
 
 // usageError marks errors in how the command was called.
@@ -61,11 +63,11 @@ func newRoot() *cobra.Command {
 		Long: `dynoctl is the command-line tool of dyno, which decides for every CNN
 inference request where to split the network between a device and a cloud GPU
 and at what precision to send the activations across the split.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Version: cliutil.VersionString(),
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetVersionTemplate("dynoctl {{.Version}}\n")
 	root.AddCommand(append([]*cobra.Command{newPlanCmd(), newModelCmd(), newSimCmd(), newEvalCmd()}, adminCommands()...)...)
+	cliutil.Strict(root, func(err error) error { return usageError{err} })
 	return root
 }
 

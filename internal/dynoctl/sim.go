@@ -22,6 +22,8 @@ func newSimCmd() *cobra.Command {
 		parallel  int
 		curves    string
 		traces    string
+		floor     float64
+		baseFloor float64
 	)
 	cmd := &cobra.Command{
 		Use:   "sim --scenario FILE|DIR [--scenario ...]",
@@ -49,7 +51,8 @@ Policies: ` + strings.Join(bandit.Names(), ", ") + `.`,
 					names = append(names, p)
 				}
 			}
-			opt := eval.Options{Policies: names, Seeds: seeds, Requests: requests, Parallel: parallel, Traces: traces}
+			opt := eval.Options{Policies: names, Seeds: seeds, Requests: requests, Parallel: parallel, Traces: traces,
+				Dyno: bandit.DynoConfig{ExploreFloor: floor, BaselineFloor: baseFloor}}
 			ss, err := eval.LoadScenarios(scenarios...)
 			if err != nil {
 				return badInput(err)
@@ -92,6 +95,8 @@ Policies: ` + strings.Join(bandit.Names(), ", ") + `.`,
 	f.IntVar(&requests, "requests", 0, "override the scenario's request count")
 	f.IntVar(&parallel, "parallel", 0, "simulations run at once (0: GOMAXPROCS)")
 	f.StringVar(&curves, "curves", "", "write learning curves as CSV (one file per scenario) into this directory")
+	f.Float64Var(&floor, "explore-floor", 0, fmt.Sprintf("dyno's exploration floor: the share of probability spread over every eligible arm (0: the default %g; negative: off)", bandit.DefaultExploreFloor))
+	f.Float64Var(&baseFloor, "baseline-floor", 0, fmt.Sprintf("dyno's floor on each baseline's arm (static, device, cloud), capped to a tenth of the best cost (0: the default %g; negative: off)", bandit.DefaultBaselineFloor))
 	f.StringVar(&traces, "traces", "", "write every simulated request as trace records (docs/traces.md) into this directory, one JSON Lines file per scenario, policy and seed")
 	return cmd
 }
