@@ -5,6 +5,14 @@
 // each stage took back to the controller. A watcher keeps the policy
 // fresh; if the controller is unreachable the executor keeps deciding with
 // the policy it holds and buffers its reports until it is back.
+//
+// Applications call it through the Device API (api/device.proto; Service
+// is the gRPC adapter, package client the application's side): Infer
+// serves many requests at once, the device stage, the transfer and the
+// cloud stage of different requests overlapping up to a depth, and
+// Feedback joins ground truth that comes later to the request's report
+// within a window. The package does not own the learning (bandit, the
+// controller) or the transport's security (api).
 package device
 
 import (
