@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -45,7 +46,7 @@ func TestReopenRestoresEverything(t *testing.T) {
 	s, path := open(t)
 	exec := store.Executor{ID: "ex-1", Key: "k", Model: "m", DeviceClass: "d", Labels: map[string]string{"site": "a"}, RegisteredAt: time.Unix(10, 0).UTC(), LastSeen: time.Unix(20, 0).UTC(), Reports: 3}
 	mod := store.Model{Name: "m", Manifest: json.RawMessage(`{"a":1}`), Accuracy: json.RawMessage(`{"b":2}`), Profiles: map[string]json.RawMessage{"d": json.RawMessage(`{"c":3}`)}, UpdatedAt: time.Unix(30, 0).UTC()}
-	key := store.Key{Key: "k", Model: "m", DeviceClass: "d", CloudClass: "c", ObjectiveName: "default", Objective: json.RawMessage(`{"kind":"min-latency"}`), CreatedAt: time.Unix(40, 0).UTC()}
+	key := store.Key{Key: "k", Model: "m", DeviceClass: "d", CloudClass: "c", ObjectiveName: "default", Objective: json.RawMessage(`{"kind":"min-latency"}`), CreatedAt: time.Unix(40, 0).UTC(), ExploreFloor: 0.1, BaselineFloor: -1}
 	st := store.State{Key: "k", Kind: "thompson", Data: []byte{1, 2, 3}, AppliedSeq: 2, Reports: 2, TotalReports: 5, Version: 9}
 	pin := store.Pin{Key: "k", Split: 1, Bits: 8, Until: time.Unix(50, 0).UTC(), By: "ops", At: time.Unix(45, 0).UTC()}
 	win := store.Window{Through: 7, Above: []uint64{9, 12}}
@@ -487,4 +488,24 @@ func TestTraceBlocks(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestPutKeyRefusesFloorsOutOfRange: a key record whose floors no operator
+// could set is not written.
+func TestPutKeyRefusesFloorsOutOfRange(t *testing.T) {
+	s, _ := open(t)
+	for _, k := range []store.Key{{Key: "k", ExploreFloor: 1}, {Key: "k", ExploreFloor: math.NaN()}, {Key: "k", BaselineFloor: -0.2}} {
+		err := s.Update(func(tx *store.Tx) error { return tx.PutKey(&k) })
+		if !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("PutKey %+v: %v, want ErrInvalid", k, err)
+		}
+	}
+	if err := s.View(func(tx *store.Tx) error {
+		if _, ok, err := tx.Key("k"); ok || err != nil {
+			t.Errorf("a refused key was written: %v %v", ok, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
