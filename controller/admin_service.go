@@ -237,18 +237,12 @@ func (a *adminService) ExportTraces(req *api.ExportTracesRequest, stream api.Adm
 					return next-from < 50*exportChunk, nil
 				}
 				idx := 0
-				var bits []int
 				if k := a.srv.reg.key(t.Key); k != nil {
 					idx, _ = k.cm.Index(costmodel.Arm{Split: t.Split, Bits: t.Bits})
-					bits = k.cm.Manifest.AllowedBits
 				}
-				tr := apiTrace(&t, idx)
-				// the precisions the arm index refers to, so the export is
-				// read back with the manifest it came from
-				for _, b := range bits {
-					tr.Report.AllowedBits = append(tr.Report.AllowedBits, uint32(b))
-				}
-				batch.Traces = append(batch.Traces, tr)
+				// As logged: the allowed bits and eligible set the
+				// executor reported, none where it reported none.
+				batch.Traces = append(batch.Traces, apiTrace(&t, idx))
 				sent++
 				more := len(batch.Traces) < exportChunk && (req.Limit == 0 || sent < req.Limit)
 				return more, nil

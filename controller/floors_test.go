@@ -1,7 +1,9 @@
 package controller_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/dynoml/dyno/api"
 	"github.com/dynoml/dyno/bandit"
+	"github.com/dynoml/dyno/controller/internal/fleet"
 	"github.com/dynoml/dyno/store"
 )
 
@@ -185,4 +188,89 @@ func TestSetFloorsNeedsDyno(t *testing.T) {
 	if err != nil || p.ExploreFloor != 0 || p.BaselineFloor != 0 {
 		t.Fatalf("an epsilon-greedy policy states floors %g %g (%v)", p.GetExploreFloor(), p.GetBaselineFloor(), err)
 	}
+}
+
+// TestExportWritesWhatWasLogged: the trace log keeps each report's eligible
+// set and allowed bits as the executor sent them, the export gives them
+// back unchanged (none for a report that sent none, not the manifest's),
+// also after a restart, and a report whose allowed bits or eligible set do
+// not fit the key's manifest is refused naming the field.
+func TestExportWritesWhatWasLogged(t *testing.T) {
+	e := newEnv(t)
+	srv := start(t, e.cfg)
+	ex := api.NewExecutorClient(e.dial(t, srv.Addr(), executorSecret))
+	reg := register(t, ex, "ex-1")
+	n := len(reg.Arms)
+	g := fleet.NewGenerator(testCostModel(t), testKey, 1)
+	with, without := g.Report(1), g.Report(2)
+	idx := -1
+	for i, a := range reg.Arms {
+		if proto.Equal(a, with.Arm) {
+			idx = i
+		}
+	}
+	with.Eligible = make([]byte, (n+7)/8)
+	with.Eligible[idx/8] |= 1 << (idx % 8)
+	with.Eligible[0] |= 1
+	with.AllowedBits = []uint32{32, 16, 8, 6, 4, 3, 2}
+	send := func(rs ...*api.Report) error {
+		t.Helper()
+		s, err := ex.Report(ctxFor(t, 30*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.CloseSend()
+		if err := s.Send(&api.ReportBatch{BatchId: 1, ExecutorId: "ex-1", Reports: rs}); err != nil {
+			return err
+		}
+		_, err = s.Recv()
+		return err
+	}
+	if err := send(with, without); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		field string
+		mod   func(r *api.Report)
+	}{
+		{"allowed_bits", func(r *api.Report) { r.AllowedBits = []uint32{32, 8} }},
+		{"eligible", func(r *api.Report) { r.Eligible = []byte{0} }},
+	} {
+		r := g.Report(3)
+		r.Eligible = append([]byte{}, with.Eligible...)
+		r.Arm = with.Arm
+		r.Bytes = with.Bytes
+		c.mod(r)
+		if err := send(r); status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), c.field) {
+			t.Errorf("a report with a bad %s: %v, want InvalidArgument naming it", c.field, err)
+		}
+	}
+	check := func(when string, adm api.AdminClient) {
+		t.Helper()
+		s, err := adm.ExportTraces(ctxFor(t, time.Minute), &api.ExportTracesRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Traces) != 2 {
+			t.Fatalf("%s: %d traces exported, want 2", when, len(b.Traces))
+		}
+		got0, got1 := b.Traces[0].Report, b.Traces[1].Report
+		if !slices.Equal(got0.AllowedBits, with.AllowedBits) || !bytes.Equal(got0.Eligible, with.Eligible) || int(b.Traces[0].ArmIndex) != idx {
+			t.Errorf("%s: the first trace exports allowed bits %v, eligible %x, arm %d; it was logged with %v, %x, arm %d",
+				when, got0.AllowedBits, got0.Eligible, b.Traces[0].ArmIndex, with.AllowedBits, with.Eligible, idx)
+		}
+		if len(got1.AllowedBits) != 0 || len(got1.Eligible) != 0 {
+			t.Errorf("%s: the second trace, logged without them, exports allowed bits %v and eligible %x", when, got1.AllowedBits, got1.Eligible)
+		}
+	}
+	check("running", api.NewAdminClient(e.dial(t, srv.Addr(), adminSecret)))
+	if err := srv.Stop(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	srv = start(t, e.cfg)
+	check("after a restart", api.NewAdminClient(e.dial(t, srv.Addr(), adminSecret)))
 }

@@ -38,7 +38,7 @@ func sampleTrace(i int) store.Trace {
 		Conditions: store.TraceConditions{BandwidthMbps: 10, RTTMs: 40, CloudSlowdown: 1.5},
 		Stages:     store.TraceStages{DeviceMs: 12.5, PackMs: 0.1, NetworkMs: 3, RTTMs: 40, CloudMs: 4, LatencyMs: 60},
 		Bytes:      1234, Accuracy: 1, HasAccuracy: true, Eligible: []byte{0xff, 0x01},
-		PolicyKind: "dyno", Cost: 61.5, Probs: []float64{0.25, 0.75},
+		PolicyKind: "dyno", Cost: 61.5, Probs: []float64{0.25, 0.75}, AllowedBits: []int{32, 16, 8},
 	}
 }
 
@@ -507,5 +507,27 @@ func TestPutKeyRefusesFloorsOutOfRange(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTraceAllowedBits: a trace keeps the allowed bits it was logged with;
+// one logged without them (as records written before they were kept) reads
+// back without them, and a damaged tail is refused.
+func TestTraceAllowedBits(t *testing.T) {
+	tr := sampleTrace(0)
+	got, err := store.DecodeTrace(1, tr.AppendEncoded(nil))
+	if err != nil || !reflect.DeepEqual(got.AllowedBits, []int{32, 16, 8}) {
+		t.Fatalf("allowed bits %v (%v), want 32 16 8", got.AllowedBits, err)
+	}
+	tr.AllowedBits = nil
+	enc := tr.AppendEncoded(nil)
+	got, err = store.DecodeTrace(1, enc)
+	if err != nil || got.AllowedBits != nil {
+		t.Fatalf("a trace without allowed bits reads %v (%v)", got.AllowedBits, err)
+	}
+	for name, tail := range map[string][]byte{"empty list": {0}, "too many": {17}, "zero bits": {1, 0}, "65 bits": {1, 65}, "truncated": {2, 8}} {
+		if _, err := store.DecodeTrace(1, append(append([]byte{}, enc...), tail...)); !errors.Is(err, store.ErrCorruptRecord) {
+			t.Errorf("tail %s: %v, want ErrCorruptRecord", name, err)
+		}
 	}
 }
