@@ -228,6 +228,34 @@ func TestAdminCommands(t *testing.T) {
 			t.Fatalf("to stdout: %d %q", code, stdout)
 		}
 	})
+	t.Run("eval of the export says what it supports", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "traces.jsonl")
+		if code, _, errOut := e.run(t, "traces", "export", "--out", out); code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		// Twenty device-only reports with propensity 1: device-only is
+		// seen on every record, cloud-only on none.
+		var stdout, stderr bytes.Buffer
+		code := dynoctl.Main([]string{"eval", "--traces", out, "--dir", "../../examples/mobilenetv2", "--device", "phone-low", "--cloud", "cloud-t4",
+			"--policies", "device,cloud", "--estimators", "ips,snips", "--bootstrap", "0"}, &stdout, &stderr)
+		if code != 0 || !strings.Contains(stdout.String(), "the log supports: device (ips, snips); it does not support: cloud") {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+		}
+		stdout.Reset()
+		code = dynoctl.Main([]string{"eval", "--traces", out, "--dir", "../../examples/mobilenetv2", "--device", "phone-low", "--cloud", "cloud-t4",
+			"--policies", "device,cloud", "--estimators", "ips", "--bootstrap", "0", "--json"}, &stdout, &stderr)
+		var rep struct {
+			Support []struct {
+				Name       string
+				Supported  bool
+				Estimators []string
+			}
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &rep); code != 0 || err != nil || len(rep.Support) != 2 ||
+			!rep.Support[0].Supported || rep.Support[0].Name != "device" || rep.Support[1].Supported || len(rep.Support[1].Estimators) != 0 {
+			t.Fatalf("exit %d, %v: support %+v\n%s", code, err, rep.Support, stderr.String())
+		}
+	})
 	t.Run("backup", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "copy.db")
 		code, stdout, errOut := e.run(t, "backup", "--out", out)
