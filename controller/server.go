@@ -175,7 +175,7 @@ func (s *Server) restore() error {
 			if ok {
 				stp = &st
 			}
-			l, err := newLearner(s, k, s.cfg.Bandit, obj, pin, stp)
+			l, err := newLearner(s, k, s.cfg.Bandit, obj, pin, floorSet{Explore: rec.ExploreFloor, Baseline: rec.BaselineFloor}, stp)
 			if err != nil {
 				return err
 			}
@@ -457,7 +457,7 @@ func (s *Server) ensureKey(modelName, class, objName string) (*keyEntry, error) 
 	if err != nil {
 		return nil, err
 	}
-	l, err := newLearner(s, k, s.cfg.Bandit, obj, nil, nil)
+	l, err := newLearner(s, k, s.cfg.Bandit, obj, nil, floorSet{}, nil)
 	if err != nil {
 		return nil, err
 	}

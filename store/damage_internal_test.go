@@ -204,6 +204,15 @@ func TestEveryDamagedFileIsRefusedUnchanged(t *testing.T) {
 			boltEdit(t, p, func(tx *bolt.Tx) error { return tx.Bucket([]byte(b)).Put([]byte(kv[0]), []byte(kv[1])) })
 		}, ErrCorruptRecord})
 	}
+	kinds = append(kinds, kind{"a key's explore floor out of range", func(t *testing.T, p string) {
+		boltEdit(t, p, func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketKeys).Put([]byte("m/c/o"), []byte(`{"key":"m/c/o","explore_floor":1.5}`))
+		})
+	}, ErrCorruptRecord}, kind{"a key's baseline floor negative but not off", func(t *testing.T, p string) {
+		boltEdit(t, p, func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketKeys).Put([]byte("m/c/o"), []byte(`{"key":"m/c/o","baseline_floor":-0.5}`))
+		})
+	}, ErrCorruptRecord})
 	kinds = append(kinds, kind{"corrupt policies record", func(t *testing.T, p string) {
 		boltEdit(t, p, func(tx *bolt.Tx) error { return tx.Bucket(bucketPolicies).Put([]byte("x/y/z"), []byte("v")) })
 	}, ErrCorruptRecord})
