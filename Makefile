@@ -46,25 +46,33 @@ models: deps ## Build the model zoo and the trained reference classifier into mo
 	@./scripts/models.sh
 
 .PHONY: dist
-dist: deps ## Release tarballs for linux/amd64 and linux/arm64 into dist/ (binaries, ONNX Runtime, systemd units, example config, licences; docs/deploy.md), each checked by dist-check
+dist: deps ## Release tarballs for linux/amd64 and linux/arm64 into dist/ (binaries, ONNX Runtime, systemd units, example config, licences; docs/deploy.md), each checked by dist-check; VERSION=x.y.z names them (default: the latest tag, else 0.0.0-DATE-COMMIT)
 	@./scripts/cross-deps.sh
-	@./scripts/dist.sh >/dev/null
-	@./scripts/dist-check.sh amd64
-	@./scripts/dist-check.sh arm64
+	@v=$$(./scripts/dist.sh) && ./scripts/dist-check.sh amd64 "$$v" && ./scripts/dist-check.sh arm64 "$$v"
+
+# The test targets build their tarballs into out/dist-test, leaving dist/
+# to `make dist`.
+DIST_TEST := out/dist-test
 
 .PHONY: dist-check
 dist-check: deps models ## Build the linux/arm64 tarball and run it under qemu-user: --version of each binary, and profiling models/tinynet with the bundled ONNX Runtime
 	@./scripts/cross-deps.sh
-	@DIST_ARCHES=arm64 ./scripts/dist.sh >/dev/null
-	@./scripts/dist-check.sh arm64
+	@rm -f $(DIST_TEST)/dyno-*-linux-arm64.tar.gz
+	@DIST_OUT=$(DIST_TEST) DIST_ARCHES=arm64 ./scripts/dist.sh >/dev/null
+	@DIST_DIR=$(DIST_TEST) ./scripts/dist-check.sh arm64
 
 .PHONY: guide-check
 guide-check: deps ## Build this machine's release tarball and run docs/deploy.md's sh blocks as written (controller, cloud and device executor on loopback)
-	@DIST_ARCHES=$$($(GO) env GOARCH) ./scripts/dist.sh >/dev/null
-	@./scripts/guide-check.sh
+	@rm -f $(DIST_TEST)/dyno-*-linux-$$($(GO) env GOARCH).tar.gz
+	@DIST_OUT=$(DIST_TEST) DIST_ARCHES=$$($(GO) env GOARCH) ./scripts/dist.sh >/dev/null
+	@DIST_DIR=$(DIST_TEST) ./scripts/guide-check.sh
+
+.PHONY: influxd-check
+influxd-check: ## Check that `scripts/influxd.sh with` (make test) stops the influxd it starts and leaves a running one alone, on a free port of its own
+	@./scripts/influxd-check.sh
 
 .PHONY: test
-test: deps lint proto-check models dist-check guide-check ## Run every test (race detector on) against the real parts; starts influxd for them and stops it after, unless one was running already
+test: deps lint proto-check models influxd-check dist-check guide-check ## Run every test (race detector on) against the real parts; starts influxd for them and stops it after, unless one was running already
 	@./scripts/influxd.sh build
 	./scripts/influxd.sh with $(GO) test -race -count=1 -timeout 40m ./...
 

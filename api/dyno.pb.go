@@ -530,10 +530,16 @@ type Policy struct {
 	TotalReports      uint64 `protobuf:"varint,14,opt,name=total_reports,json=totalReports,proto3" json:"total_reports,omitempty"`
 	PublishedUnixNano int64  `protobuf:"varint,15,opt,name=published_unix_nano,json=publishedUnixNano,proto3" json:"published_unix_nano,omitempty"`
 	// Why this version was published: "start", "reports", "timer", "pin",
-	// "unpin", "reset", "objective".
+	// "unpin", "reset", "objective", "floors".
 	Reason string `protobuf:"bytes,16,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Set only in Admin.GetPolicy answers, never in published versions.
-	Summary       *PolicySummary `protobuf:"bytes,60,opt,name=summary,proto3" json:"summary,omitempty"`
+	Summary *PolicySummary `protobuf:"bytes,60,opt,name=summary,proto3" json:"summary,omitempty"`
+	// The exploration floors of a dyno policy in force (the bandit state
+	// carries them too; Admin.SetFloors sets them): the share of probability
+	// spread over every eligible arm, and the least probability of each
+	// baseline's arm; -1 is off. Zero for other kinds of policy.
+	ExploreFloor  float64 `protobuf:"fixed64,50,opt,name=explore_floor,json=exploreFloor,proto3" json:"explore_floor,omitempty"`
+	BaselineFloor float64 `protobuf:"fixed64,51,opt,name=baseline_floor,json=baselineFloor,proto3" json:"baseline_floor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -685,6 +691,20 @@ func (x *Policy) GetSummary() *PolicySummary {
 		return x.Summary
 	}
 	return nil
+}
+
+func (x *Policy) GetExploreFloor() float64 {
+	if x != nil {
+		return x.ExploreFloor
+	}
+	return 0
+}
+
+func (x *Policy) GetBaselineFloor() float64 {
+	if x != nil {
+		return x.BaselineFloor
+	}
+	return 0
 }
 
 type RegisterRequest struct {
@@ -2434,6 +2454,70 @@ func (x *SetObjectiveRequest) GetObjective() *Objective {
 	return nil
 }
 
+type SetFloorsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The share of probability spread over every eligible arm, in (0, 0.5];
+	// 0: the default (bandit.DefaultExploreFloor); negative: off.
+	ExploreFloor *float64 `protobuf:"fixed64,2,opt,name=explore_floor,json=exploreFloor,proto3,oneof" json:"explore_floor,omitempty"`
+	// The least probability of each arm a baseline (static DynO, device-only,
+	// cloud-only) would choose, in (0, 0.05]; 0: the default; negative: off.
+	BaselineFloor *float64 `protobuf:"fixed64,3,opt,name=baseline_floor,json=baselineFloor,proto3,oneof" json:"baseline_floor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetFloorsRequest) Reset() {
+	*x = SetFloorsRequest{}
+	mi := &file_dyno_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetFloorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetFloorsRequest) ProtoMessage() {}
+
+func (x *SetFloorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dyno_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetFloorsRequest.ProtoReflect.Descriptor instead.
+func (*SetFloorsRequest) Descriptor() ([]byte, []int) {
+	return file_dyno_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *SetFloorsRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *SetFloorsRequest) GetExploreFloor() float64 {
+	if x != nil && x.ExploreFloor != nil {
+		return *x.ExploreFloor
+	}
+	return 0
+}
+
+func (x *SetFloorsRequest) GetBaselineFloor() float64 {
+	if x != nil && x.BaselineFloor != nil {
+		return *x.BaselineFloor
+	}
+	return 0
+}
+
 type AdminChange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -2448,7 +2532,7 @@ type AdminChange struct {
 
 func (x *AdminChange) Reset() {
 	*x = AdminChange{}
-	mi := &file_dyno_proto_msgTypes[28]
+	mi := &file_dyno_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +2544,7 @@ func (x *AdminChange) String() string {
 func (*AdminChange) ProtoMessage() {}
 
 func (x *AdminChange) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[28]
+	mi := &file_dyno_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +2557,7 @@ func (x *AdminChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminChange.ProtoReflect.Descriptor instead.
 func (*AdminChange) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{28}
+	return file_dyno_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AdminChange) GetKey() string {
@@ -2527,7 +2611,7 @@ type ExportTracesRequest struct {
 
 func (x *ExportTracesRequest) Reset() {
 	*x = ExportTracesRequest{}
-	mi := &file_dyno_proto_msgTypes[29]
+	mi := &file_dyno_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2539,7 +2623,7 @@ func (x *ExportTracesRequest) String() string {
 func (*ExportTracesRequest) ProtoMessage() {}
 
 func (x *ExportTracesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[29]
+	mi := &file_dyno_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2552,7 +2636,7 @@ func (x *ExportTracesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportTracesRequest.ProtoReflect.Descriptor instead.
 func (*ExportTracesRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{29}
+	return file_dyno_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ExportTracesRequest) GetSinceSeq() uint64 {
@@ -2600,7 +2684,7 @@ type Trace struct {
 
 func (x *Trace) Reset() {
 	*x = Trace{}
-	mi := &file_dyno_proto_msgTypes[30]
+	mi := &file_dyno_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2612,7 +2696,7 @@ func (x *Trace) String() string {
 func (*Trace) ProtoMessage() {}
 
 func (x *Trace) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[30]
+	mi := &file_dyno_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2625,7 +2709,7 @@ func (x *Trace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Trace.ProtoReflect.Descriptor instead.
 func (*Trace) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{30}
+	return file_dyno_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Trace) GetSeq() uint64 {
@@ -2679,7 +2763,7 @@ type TraceBatch struct {
 
 func (x *TraceBatch) Reset() {
 	*x = TraceBatch{}
-	mi := &file_dyno_proto_msgTypes[31]
+	mi := &file_dyno_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2691,7 +2775,7 @@ func (x *TraceBatch) String() string {
 func (*TraceBatch) ProtoMessage() {}
 
 func (x *TraceBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[31]
+	mi := &file_dyno_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2704,7 +2788,7 @@ func (x *TraceBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceBatch.ProtoReflect.Descriptor instead.
 func (*TraceBatch) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{31}
+	return file_dyno_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TraceBatch) GetTraces() []*Trace {
@@ -2733,7 +2817,7 @@ type ListExecutorsRequest struct {
 
 func (x *ListExecutorsRequest) Reset() {
 	*x = ListExecutorsRequest{}
-	mi := &file_dyno_proto_msgTypes[32]
+	mi := &file_dyno_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2745,7 +2829,7 @@ func (x *ListExecutorsRequest) String() string {
 func (*ListExecutorsRequest) ProtoMessage() {}
 
 func (x *ListExecutorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[32]
+	mi := &file_dyno_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2758,7 +2842,7 @@ func (x *ListExecutorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutorsRequest.ProtoReflect.Descriptor instead.
 func (*ListExecutorsRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{32}
+	return file_dyno_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListExecutorsRequest) GetPageSize() uint32 {
@@ -2831,15 +2915,18 @@ type ExecutorInfo struct {
 	ReportedPolicyVersion uint64 `protobuf:"varint,80,opt,name=reported_policy_version,json=reportedPolicyVersion,proto3" json:"reported_policy_version,omitempty"`
 	// The arm of most of its recent applied reports (counts halve every
 	// 1024 reports, so this follows what it does now), and their share.
-	TopArm        *Arm    `protobuf:"bytes,81,opt,name=top_arm,json=topArm,proto3" json:"top_arm,omitempty"`
-	TopArmShare   float64 `protobuf:"fixed64,82,opt,name=top_arm_share,json=topArmShare,proto3" json:"top_arm_share,omitempty"`
+	TopArm      *Arm    `protobuf:"bytes,81,opt,name=top_arm,json=topArm,proto3" json:"top_arm,omitempty"`
+	TopArmShare float64 `protobuf:"fixed64,82,opt,name=top_arm_share,json=topArmShare,proto3" json:"top_arm_share,omitempty"`
+	// The identity that owns the id: "token:NAME", or "cert:SUBJECT" under
+	// mutual TLS.
+	Owner         string `protobuf:"bytes,60,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExecutorInfo) Reset() {
 	*x = ExecutorInfo{}
-	mi := &file_dyno_proto_msgTypes[33]
+	mi := &file_dyno_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2851,7 +2938,7 @@ func (x *ExecutorInfo) String() string {
 func (*ExecutorInfo) ProtoMessage() {}
 
 func (x *ExecutorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[33]
+	mi := &file_dyno_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2864,7 +2951,7 @@ func (x *ExecutorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutorInfo.ProtoReflect.Descriptor instead.
 func (*ExecutorInfo) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{33}
+	return file_dyno_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ExecutorInfo) GetExecutorId() string {
@@ -2986,6 +3073,13 @@ func (x *ExecutorInfo) GetTopArmShare() float64 {
 	return 0
 }
 
+func (x *ExecutorInfo) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
 type ListExecutorsResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Executors []*ExecutorInfo        `protobuf:"bytes,1,rep,name=executors,proto3" json:"executors,omitempty"`
@@ -2999,7 +3093,7 @@ type ListExecutorsResponse struct {
 
 func (x *ListExecutorsResponse) Reset() {
 	*x = ListExecutorsResponse{}
-	mi := &file_dyno_proto_msgTypes[34]
+	mi := &file_dyno_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3011,7 +3105,7 @@ func (x *ListExecutorsResponse) String() string {
 func (*ListExecutorsResponse) ProtoMessage() {}
 
 func (x *ListExecutorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[34]
+	mi := &file_dyno_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3024,7 +3118,7 @@ func (x *ListExecutorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExecutorsResponse.ProtoReflect.Descriptor instead.
 func (*ListExecutorsResponse) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{34}
+	return file_dyno_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListExecutorsResponse) GetExecutors() []*ExecutorInfo {
@@ -3059,7 +3153,7 @@ type RemoveExecutorsRequest struct {
 
 func (x *RemoveExecutorsRequest) Reset() {
 	*x = RemoveExecutorsRequest{}
-	mi := &file_dyno_proto_msgTypes[35]
+	mi := &file_dyno_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3071,7 +3165,7 @@ func (x *RemoveExecutorsRequest) String() string {
 func (*RemoveExecutorsRequest) ProtoMessage() {}
 
 func (x *RemoveExecutorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[35]
+	mi := &file_dyno_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3084,7 +3178,7 @@ func (x *RemoveExecutorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveExecutorsRequest.ProtoReflect.Descriptor instead.
 func (*RemoveExecutorsRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{35}
+	return file_dyno_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RemoveExecutorsRequest) GetExecutorIds() []string {
@@ -3112,7 +3206,7 @@ type RemoveExecutorsResponse struct {
 
 func (x *RemoveExecutorsResponse) Reset() {
 	*x = RemoveExecutorsResponse{}
-	mi := &file_dyno_proto_msgTypes[36]
+	mi := &file_dyno_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3124,7 +3218,7 @@ func (x *RemoveExecutorsResponse) String() string {
 func (*RemoveExecutorsResponse) ProtoMessage() {}
 
 func (x *RemoveExecutorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[36]
+	mi := &file_dyno_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3137,7 +3231,7 @@ func (x *RemoveExecutorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveExecutorsResponse.ProtoReflect.Descriptor instead.
 func (*RemoveExecutorsResponse) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{36}
+	return file_dyno_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RemoveExecutorsResponse) GetRemoved() []string {
@@ -3167,7 +3261,7 @@ type ListAuditRequest struct {
 
 func (x *ListAuditRequest) Reset() {
 	*x = ListAuditRequest{}
-	mi := &file_dyno_proto_msgTypes[37]
+	mi := &file_dyno_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3179,7 +3273,7 @@ func (x *ListAuditRequest) String() string {
 func (*ListAuditRequest) ProtoMessage() {}
 
 func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[37]
+	mi := &file_dyno_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3192,7 +3286,7 @@ func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{37}
+	return file_dyno_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListAuditRequest) GetKey() string {
@@ -3232,7 +3326,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_dyno_proto_msgTypes[38]
+	mi := &file_dyno_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3244,7 +3338,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[38]
+	mi := &file_dyno_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3257,7 +3351,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{38}
+	return file_dyno_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AuditEvent) GetSeq() uint64 {
@@ -3318,7 +3412,7 @@ type ListAuditResponse struct {
 
 func (x *ListAuditResponse) Reset() {
 	*x = ListAuditResponse{}
-	mi := &file_dyno_proto_msgTypes[39]
+	mi := &file_dyno_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3330,7 +3424,7 @@ func (x *ListAuditResponse) String() string {
 func (*ListAuditResponse) ProtoMessage() {}
 
 func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[39]
+	mi := &file_dyno_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3343,7 +3437,7 @@ func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditResponse) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{39}
+	return file_dyno_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListAuditResponse) GetEvents() []*AuditEvent {
@@ -3361,7 +3455,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_dyno_proto_msgTypes[40]
+	mi := &file_dyno_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3373,7 +3467,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[40]
+	mi := &file_dyno_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3386,7 +3480,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{40}
+	return file_dyno_proto_rawDescGZIP(), []int{41}
 }
 
 type BackupChunk struct {
@@ -3400,7 +3494,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_dyno_proto_msgTypes[41]
+	mi := &file_dyno_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3412,7 +3506,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[41]
+	mi := &file_dyno_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3425,7 +3519,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{41}
+	return file_dyno_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *BackupChunk) GetData() []byte {
@@ -3450,7 +3544,7 @@ type DescribeRequest struct {
 
 func (x *DescribeRequest) Reset() {
 	*x = DescribeRequest{}
-	mi := &file_dyno_proto_msgTypes[42]
+	mi := &file_dyno_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3462,7 +3556,7 @@ func (x *DescribeRequest) String() string {
 func (*DescribeRequest) ProtoMessage() {}
 
 func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[42]
+	mi := &file_dyno_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3475,7 +3569,7 @@ func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
 func (*DescribeRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{42}
+	return file_dyno_proto_rawDescGZIP(), []int{43}
 }
 
 type DescribeResponse struct {
@@ -3487,7 +3581,7 @@ type DescribeResponse struct {
 
 func (x *DescribeResponse) Reset() {
 	*x = DescribeResponse{}
-	mi := &file_dyno_proto_msgTypes[43]
+	mi := &file_dyno_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3499,7 +3593,7 @@ func (x *DescribeResponse) String() string {
 func (*DescribeResponse) ProtoMessage() {}
 
 func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[43]
+	mi := &file_dyno_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3512,7 +3606,7 @@ func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeResponse.ProtoReflect.Descriptor instead.
 func (*DescribeResponse) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{43}
+	return file_dyno_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DescribeResponse) GetModels() []*CloudModel {
@@ -3533,7 +3627,7 @@ type CloudModel struct {
 
 func (x *CloudModel) Reset() {
 	*x = CloudModel{}
-	mi := &file_dyno_proto_msgTypes[44]
+	mi := &file_dyno_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3545,7 +3639,7 @@ func (x *CloudModel) String() string {
 func (*CloudModel) ProtoMessage() {}
 
 func (x *CloudModel) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[44]
+	mi := &file_dyno_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3558,7 +3652,7 @@ func (x *CloudModel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloudModel.ProtoReflect.Descriptor instead.
 func (*CloudModel) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{44}
+	return file_dyno_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CloudModel) GetName() string {
@@ -3590,7 +3684,7 @@ type InferRequest struct {
 
 func (x *InferRequest) Reset() {
 	*x = InferRequest{}
-	mi := &file_dyno_proto_msgTypes[45]
+	mi := &file_dyno_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3602,7 +3696,7 @@ func (x *InferRequest) String() string {
 func (*InferRequest) ProtoMessage() {}
 
 func (x *InferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[45]
+	mi := &file_dyno_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3615,7 +3709,7 @@ func (x *InferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferRequest.ProtoReflect.Descriptor instead.
 func (*InferRequest) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{45}
+	return file_dyno_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *InferRequest) GetModel() string {
@@ -3660,7 +3754,7 @@ type InferResponse struct {
 
 func (x *InferResponse) Reset() {
 	*x = InferResponse{}
-	mi := &file_dyno_proto_msgTypes[46]
+	mi := &file_dyno_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3672,7 +3766,7 @@ func (x *InferResponse) String() string {
 func (*InferResponse) ProtoMessage() {}
 
 func (x *InferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dyno_proto_msgTypes[46]
+	mi := &file_dyno_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3685,7 +3779,7 @@ func (x *InferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InferResponse.ProtoReflect.Descriptor instead.
 func (*InferResponse) Descriptor() ([]byte, []int) {
-	return file_dyno_proto_rawDescGZIP(), []int{46}
+	return file_dyno_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *InferResponse) GetOutput() []float32 {
@@ -3763,7 +3857,7 @@ const file_dyno_proto_rawDesc = "" +
 	"\x02by\x18\x03 \x01(\tR\x02by\x12 \n" +
 	"\fat_unix_nano\x18\x04 \x01(\x03R\n" +
 	"atUnixNano\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xd8\x04\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xa4\x05\n" +
 	"\x06Policy\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x14\n" +
@@ -3784,7 +3878,9 @@ const file_dyno_proto_rawDesc = "" +
 	"\rtotal_reports\x18\x0e \x01(\x04R\ftotalReports\x12.\n" +
 	"\x13published_unix_nano\x18\x0f \x01(\x03R\x11publishedUnixNano\x12\x16\n" +
 	"\x06reason\x18\x10 \x01(\tR\x06reason\x120\n" +
-	"\asummary\x18< \x01(\v2\x16.dyno.v1.PolicySummaryR\asummaryJ\x04\b\b\x10\t\"\xa5\x02\n" +
+	"\asummary\x18< \x01(\v2\x16.dyno.v1.PolicySummaryR\asummary\x12#\n" +
+	"\rexplore_floor\x182 \x01(\x01R\fexploreFloor\x12%\n" +
+	"\x0ebaseline_floor\x183 \x01(\x01R\rbaselineFloorJ\x04\b\b\x10\t\"\xa5\x02\n" +
 	"\x0fRegisterRequest\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x14\n" +
@@ -3952,7 +4048,13 @@ const file_dyno_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\"Y\n" +
 	"\x13SetObjectiveRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
-	"\tobjective\x18\x02 \x01(\v2\x12.dyno.v1.ObjectiveR\tobjective\"\x83\x01\n" +
+	"\tobjective\x18\x02 \x01(\v2\x12.dyno.v1.ObjectiveR\tobjective\"\x9f\x01\n" +
+	"\x10SetFloorsRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12(\n" +
+	"\rexplore_floor\x18\x02 \x01(\x01H\x00R\fexploreFloor\x88\x01\x01\x12*\n" +
+	"\x0ebaseline_floor\x18\x03 \x01(\x01H\x01R\rbaselineFloor\x88\x01\x01B\x10\n" +
+	"\x0e_explore_floorB\x11\n" +
+	"\x0f_baseline_floor\"\x83\x01\n" +
 	"\vAdminChange\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\x12\x0e\n" +
@@ -3985,7 +4087,7 @@ const file_dyno_proto_rawDesc = "" +
 	"token_name\x18? \x01(\tR\ttokenName\x12\x1b\n" +
 	"\tid_prefix\x18@ \x01(\tR\bidPrefix\x12%\n" +
 	"\x0econnected_only\x18A \x01(\bR\rconnectedOnly\x12%\n" +
-	"\x0fnot_seen_for_ms\x18B \x01(\x03R\fnotSeenForMs\"\xb3\x05\n" +
+	"\x0fnot_seen_for_ms\x18B \x01(\x03R\fnotSeenForMs\"\xc9\x05\n" +
 	"\fExecutorInfo\x12\x1f\n" +
 	"\vexecutor_id\x18\x01 \x01(\tR\n" +
 	"executorId\x12\x10\n" +
@@ -4006,7 +4108,8 @@ const file_dyno_proto_rawDesc = "" +
 	"token_name\x18\x0e \x01(\tR\ttokenName\x126\n" +
 	"\x17reported_policy_version\x18P \x01(\x04R\x15reportedPolicyVersion\x12%\n" +
 	"\atop_arm\x18Q \x01(\v2\f.dyno.v1.ArmR\x06topArm\x12\"\n" +
-	"\rtop_arm_share\x18R \x01(\x01R\vtopArmShare\x1a9\n" +
+	"\rtop_arm_share\x18R \x01(\x01R\vtopArmShare\x12\x14\n" +
+	"\x05owner\x18< \x01(\tR\x05owner\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x01\n" +
@@ -4064,7 +4167,7 @@ const file_dyno_proto_rawDesc = "" +
 	"\bExecutor\x12?\n" +
 	"\bRegister\x12\x18.dyno.v1.RegisterRequest\x1a\x19.dyno.v1.RegisterResponse\x126\n" +
 	"\x06Report\x12\x14.dyno.v1.ReportBatch\x1a\x12.dyno.v1.ReportAck(\x010\x01\x12B\n" +
-	"\rWatchPolicies\x12\x16.dyno.v1.PolicyRequest\x1a\x15.dyno.v1.PolicyUpdate(\x010\x012\x87\x06\n" +
+	"\rWatchPolicies\x12\x16.dyno.v1.PolicyRequest\x1a\x15.dyno.v1.PolicyUpdate(\x010\x012\xc5\x06\n" +
 	"\x05Admin\x129\n" +
 	"\x06Status\x12\x16.dyno.v1.StatusRequest\x1a\x17.dyno.v1.StatusResponse\x12?\n" +
 	"\bListKeys\x12\x18.dyno.v1.ListKeysRequest\x1a\x19.dyno.v1.ListKeysResponse\x127\n" +
@@ -4072,7 +4175,8 @@ const file_dyno_proto_rawDesc = "" +
 	"\x03Pin\x12\x13.dyno.v1.PinRequest\x1a\x14.dyno.v1.AdminChange\x124\n" +
 	"\x05Unpin\x12\x15.dyno.v1.UnpinRequest\x1a\x14.dyno.v1.AdminChange\x124\n" +
 	"\x05Reset\x12\x15.dyno.v1.ResetRequest\x1a\x14.dyno.v1.AdminChange\x12B\n" +
-	"\fSetObjective\x12\x1c.dyno.v1.SetObjectiveRequest\x1a\x14.dyno.v1.AdminChange\x12C\n" +
+	"\fSetObjective\x12\x1c.dyno.v1.SetObjectiveRequest\x1a\x14.dyno.v1.AdminChange\x12<\n" +
+	"\tSetFloors\x12\x19.dyno.v1.SetFloorsRequest\x1a\x14.dyno.v1.AdminChange\x12C\n" +
 	"\fExportTraces\x12\x1c.dyno.v1.ExportTracesRequest\x1a\x13.dyno.v1.TraceBatch0\x01\x12N\n" +
 	"\rListExecutors\x12\x1d.dyno.v1.ListExecutorsRequest\x1a\x1e.dyno.v1.ListExecutorsResponse\x128\n" +
 	"\x06Backup\x12\x16.dyno.v1.BackupRequest\x1a\x14.dyno.v1.BackupChunk0\x01\x12T\n" +
@@ -4094,7 +4198,7 @@ func file_dyno_proto_rawDescGZIP() []byte {
 	return file_dyno_proto_rawDescData
 }
 
-var file_dyno_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_dyno_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_dyno_proto_goTypes = []any{
 	(*Arm)(nil),                     // 0: dyno.v1.Arm
 	(*Conditions)(nil),              // 1: dyno.v1.Conditions
@@ -4124,27 +4228,28 @@ var file_dyno_proto_goTypes = []any{
 	(*UnpinRequest)(nil),            // 25: dyno.v1.UnpinRequest
 	(*ResetRequest)(nil),            // 26: dyno.v1.ResetRequest
 	(*SetObjectiveRequest)(nil),     // 27: dyno.v1.SetObjectiveRequest
-	(*AdminChange)(nil),             // 28: dyno.v1.AdminChange
-	(*ExportTracesRequest)(nil),     // 29: dyno.v1.ExportTracesRequest
-	(*Trace)(nil),                   // 30: dyno.v1.Trace
-	(*TraceBatch)(nil),              // 31: dyno.v1.TraceBatch
-	(*ListExecutorsRequest)(nil),    // 32: dyno.v1.ListExecutorsRequest
-	(*ExecutorInfo)(nil),            // 33: dyno.v1.ExecutorInfo
-	(*ListExecutorsResponse)(nil),   // 34: dyno.v1.ListExecutorsResponse
-	(*RemoveExecutorsRequest)(nil),  // 35: dyno.v1.RemoveExecutorsRequest
-	(*RemoveExecutorsResponse)(nil), // 36: dyno.v1.RemoveExecutorsResponse
-	(*ListAuditRequest)(nil),        // 37: dyno.v1.ListAuditRequest
-	(*AuditEvent)(nil),              // 38: dyno.v1.AuditEvent
-	(*ListAuditResponse)(nil),       // 39: dyno.v1.ListAuditResponse
-	(*BackupRequest)(nil),           // 40: dyno.v1.BackupRequest
-	(*BackupChunk)(nil),             // 41: dyno.v1.BackupChunk
-	(*DescribeRequest)(nil),         // 42: dyno.v1.DescribeRequest
-	(*DescribeResponse)(nil),        // 43: dyno.v1.DescribeResponse
-	(*CloudModel)(nil),              // 44: dyno.v1.CloudModel
-	(*InferRequest)(nil),            // 45: dyno.v1.InferRequest
-	(*InferResponse)(nil),           // 46: dyno.v1.InferResponse
-	nil,                             // 47: dyno.v1.RegisterRequest.LabelsEntry
-	nil,                             // 48: dyno.v1.ExecutorInfo.LabelsEntry
+	(*SetFloorsRequest)(nil),        // 28: dyno.v1.SetFloorsRequest
+	(*AdminChange)(nil),             // 29: dyno.v1.AdminChange
+	(*ExportTracesRequest)(nil),     // 30: dyno.v1.ExportTracesRequest
+	(*Trace)(nil),                   // 31: dyno.v1.Trace
+	(*TraceBatch)(nil),              // 32: dyno.v1.TraceBatch
+	(*ListExecutorsRequest)(nil),    // 33: dyno.v1.ListExecutorsRequest
+	(*ExecutorInfo)(nil),            // 34: dyno.v1.ExecutorInfo
+	(*ListExecutorsResponse)(nil),   // 35: dyno.v1.ListExecutorsResponse
+	(*RemoveExecutorsRequest)(nil),  // 36: dyno.v1.RemoveExecutorsRequest
+	(*RemoveExecutorsResponse)(nil), // 37: dyno.v1.RemoveExecutorsResponse
+	(*ListAuditRequest)(nil),        // 38: dyno.v1.ListAuditRequest
+	(*AuditEvent)(nil),              // 39: dyno.v1.AuditEvent
+	(*ListAuditResponse)(nil),       // 40: dyno.v1.ListAuditResponse
+	(*BackupRequest)(nil),           // 41: dyno.v1.BackupRequest
+	(*BackupChunk)(nil),             // 42: dyno.v1.BackupChunk
+	(*DescribeRequest)(nil),         // 43: dyno.v1.DescribeRequest
+	(*DescribeResponse)(nil),        // 44: dyno.v1.DescribeResponse
+	(*CloudModel)(nil),              // 45: dyno.v1.CloudModel
+	(*InferRequest)(nil),            // 46: dyno.v1.InferRequest
+	(*InferResponse)(nil),           // 47: dyno.v1.InferResponse
+	nil,                             // 48: dyno.v1.RegisterRequest.LabelsEntry
+	nil,                             // 49: dyno.v1.ExecutorInfo.LabelsEntry
 }
 var file_dyno_proto_depIdxs = []int32{
 	3,  // 0: dyno.v1.Objective.weights:type_name -> dyno.v1.Weights
@@ -4152,7 +4257,7 @@ var file_dyno_proto_depIdxs = []int32{
 	4,  // 2: dyno.v1.Policy.objective:type_name -> dyno.v1.Objective
 	5,  // 3: dyno.v1.Policy.pin:type_name -> dyno.v1.Pin
 	21, // 4: dyno.v1.Policy.summary:type_name -> dyno.v1.PolicySummary
-	47, // 5: dyno.v1.RegisterRequest.labels:type_name -> dyno.v1.RegisterRequest.LabelsEntry
+	48, // 5: dyno.v1.RegisterRequest.labels:type_name -> dyno.v1.RegisterRequest.LabelsEntry
 	6,  // 6: dyno.v1.RegisterResponse.policy:type_name -> dyno.v1.Policy
 	8,  // 7: dyno.v1.RegisterResponse.limits:type_name -> dyno.v1.Limits
 	0,  // 8: dyno.v1.RegisterResponse.arms:type_name -> dyno.v1.Arm
@@ -4173,12 +4278,12 @@ var file_dyno_proto_depIdxs = []int32{
 	0,  // 23: dyno.v1.PinRequest.arm:type_name -> dyno.v1.Arm
 	4,  // 24: dyno.v1.SetObjectiveRequest.objective:type_name -> dyno.v1.Objective
 	10, // 25: dyno.v1.Trace.report:type_name -> dyno.v1.Report
-	30, // 26: dyno.v1.TraceBatch.traces:type_name -> dyno.v1.Trace
-	48, // 27: dyno.v1.ExecutorInfo.labels:type_name -> dyno.v1.ExecutorInfo.LabelsEntry
+	31, // 26: dyno.v1.TraceBatch.traces:type_name -> dyno.v1.Trace
+	49, // 27: dyno.v1.ExecutorInfo.labels:type_name -> dyno.v1.ExecutorInfo.LabelsEntry
 	0,  // 28: dyno.v1.ExecutorInfo.top_arm:type_name -> dyno.v1.Arm
-	33, // 29: dyno.v1.ListExecutorsResponse.executors:type_name -> dyno.v1.ExecutorInfo
-	38, // 30: dyno.v1.ListAuditResponse.events:type_name -> dyno.v1.AuditEvent
-	44, // 31: dyno.v1.DescribeResponse.models:type_name -> dyno.v1.CloudModel
+	34, // 29: dyno.v1.ListExecutorsResponse.executors:type_name -> dyno.v1.ExecutorInfo
+	39, // 30: dyno.v1.ListAuditResponse.events:type_name -> dyno.v1.AuditEvent
+	45, // 31: dyno.v1.DescribeResponse.models:type_name -> dyno.v1.CloudModel
 	7,  // 32: dyno.v1.Executor.Register:input_type -> dyno.v1.RegisterRequest
 	11, // 33: dyno.v1.Executor.Report:input_type -> dyno.v1.ReportBatch
 	13, // 34: dyno.v1.Executor.WatchPolicies:input_type -> dyno.v1.PolicyRequest
@@ -4189,32 +4294,34 @@ var file_dyno_proto_depIdxs = []int32{
 	25, // 39: dyno.v1.Admin.Unpin:input_type -> dyno.v1.UnpinRequest
 	26, // 40: dyno.v1.Admin.Reset:input_type -> dyno.v1.ResetRequest
 	27, // 41: dyno.v1.Admin.SetObjective:input_type -> dyno.v1.SetObjectiveRequest
-	29, // 42: dyno.v1.Admin.ExportTraces:input_type -> dyno.v1.ExportTracesRequest
-	32, // 43: dyno.v1.Admin.ListExecutors:input_type -> dyno.v1.ListExecutorsRequest
-	40, // 44: dyno.v1.Admin.Backup:input_type -> dyno.v1.BackupRequest
-	35, // 45: dyno.v1.Admin.RemoveExecutors:input_type -> dyno.v1.RemoveExecutorsRequest
-	37, // 46: dyno.v1.Admin.ListAudit:input_type -> dyno.v1.ListAuditRequest
-	45, // 47: dyno.v1.Cloud.Infer:input_type -> dyno.v1.InferRequest
-	42, // 48: dyno.v1.Cloud.Describe:input_type -> dyno.v1.DescribeRequest
-	9,  // 49: dyno.v1.Executor.Register:output_type -> dyno.v1.RegisterResponse
-	12, // 50: dyno.v1.Executor.Report:output_type -> dyno.v1.ReportAck
-	14, // 51: dyno.v1.Executor.WatchPolicies:output_type -> dyno.v1.PolicyUpdate
-	16, // 52: dyno.v1.Admin.Status:output_type -> dyno.v1.StatusResponse
-	19, // 53: dyno.v1.Admin.ListKeys:output_type -> dyno.v1.ListKeysResponse
-	6,  // 54: dyno.v1.Admin.GetPolicy:output_type -> dyno.v1.Policy
-	28, // 55: dyno.v1.Admin.Pin:output_type -> dyno.v1.AdminChange
-	28, // 56: dyno.v1.Admin.Unpin:output_type -> dyno.v1.AdminChange
-	28, // 57: dyno.v1.Admin.Reset:output_type -> dyno.v1.AdminChange
-	28, // 58: dyno.v1.Admin.SetObjective:output_type -> dyno.v1.AdminChange
-	31, // 59: dyno.v1.Admin.ExportTraces:output_type -> dyno.v1.TraceBatch
-	34, // 60: dyno.v1.Admin.ListExecutors:output_type -> dyno.v1.ListExecutorsResponse
-	41, // 61: dyno.v1.Admin.Backup:output_type -> dyno.v1.BackupChunk
-	36, // 62: dyno.v1.Admin.RemoveExecutors:output_type -> dyno.v1.RemoveExecutorsResponse
-	39, // 63: dyno.v1.Admin.ListAudit:output_type -> dyno.v1.ListAuditResponse
-	46, // 64: dyno.v1.Cloud.Infer:output_type -> dyno.v1.InferResponse
-	43, // 65: dyno.v1.Cloud.Describe:output_type -> dyno.v1.DescribeResponse
-	49, // [49:66] is the sub-list for method output_type
-	32, // [32:49] is the sub-list for method input_type
+	28, // 42: dyno.v1.Admin.SetFloors:input_type -> dyno.v1.SetFloorsRequest
+	30, // 43: dyno.v1.Admin.ExportTraces:input_type -> dyno.v1.ExportTracesRequest
+	33, // 44: dyno.v1.Admin.ListExecutors:input_type -> dyno.v1.ListExecutorsRequest
+	41, // 45: dyno.v1.Admin.Backup:input_type -> dyno.v1.BackupRequest
+	36, // 46: dyno.v1.Admin.RemoveExecutors:input_type -> dyno.v1.RemoveExecutorsRequest
+	38, // 47: dyno.v1.Admin.ListAudit:input_type -> dyno.v1.ListAuditRequest
+	46, // 48: dyno.v1.Cloud.Infer:input_type -> dyno.v1.InferRequest
+	43, // 49: dyno.v1.Cloud.Describe:input_type -> dyno.v1.DescribeRequest
+	9,  // 50: dyno.v1.Executor.Register:output_type -> dyno.v1.RegisterResponse
+	12, // 51: dyno.v1.Executor.Report:output_type -> dyno.v1.ReportAck
+	14, // 52: dyno.v1.Executor.WatchPolicies:output_type -> dyno.v1.PolicyUpdate
+	16, // 53: dyno.v1.Admin.Status:output_type -> dyno.v1.StatusResponse
+	19, // 54: dyno.v1.Admin.ListKeys:output_type -> dyno.v1.ListKeysResponse
+	6,  // 55: dyno.v1.Admin.GetPolicy:output_type -> dyno.v1.Policy
+	29, // 56: dyno.v1.Admin.Pin:output_type -> dyno.v1.AdminChange
+	29, // 57: dyno.v1.Admin.Unpin:output_type -> dyno.v1.AdminChange
+	29, // 58: dyno.v1.Admin.Reset:output_type -> dyno.v1.AdminChange
+	29, // 59: dyno.v1.Admin.SetObjective:output_type -> dyno.v1.AdminChange
+	29, // 60: dyno.v1.Admin.SetFloors:output_type -> dyno.v1.AdminChange
+	32, // 61: dyno.v1.Admin.ExportTraces:output_type -> dyno.v1.TraceBatch
+	35, // 62: dyno.v1.Admin.ListExecutors:output_type -> dyno.v1.ListExecutorsResponse
+	42, // 63: dyno.v1.Admin.Backup:output_type -> dyno.v1.BackupChunk
+	37, // 64: dyno.v1.Admin.RemoveExecutors:output_type -> dyno.v1.RemoveExecutorsResponse
+	40, // 65: dyno.v1.Admin.ListAudit:output_type -> dyno.v1.ListAuditResponse
+	47, // 66: dyno.v1.Cloud.Infer:output_type -> dyno.v1.InferResponse
+	44, // 67: dyno.v1.Cloud.Describe:output_type -> dyno.v1.DescribeResponse
+	50, // [50:68] is the sub-list for method output_type
+	32, // [32:50] is the sub-list for method input_type
 	32, // [32:32] is the sub-list for extension type_name
 	32, // [32:32] is the sub-list for extension extendee
 	0,  // [0:32] is the sub-list for field type_name
@@ -4226,13 +4333,14 @@ func file_dyno_proto_init() {
 		return
 	}
 	file_dyno_proto_msgTypes[10].OneofWrappers = []any{}
+	file_dyno_proto_msgTypes[28].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dyno_proto_rawDesc), len(file_dyno_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   49,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -248,6 +248,7 @@ const (
 	Admin_Unpin_FullMethodName           = "/dyno.v1.Admin/Unpin"
 	Admin_Reset_FullMethodName           = "/dyno.v1.Admin/Reset"
 	Admin_SetObjective_FullMethodName    = "/dyno.v1.Admin/SetObjective"
+	Admin_SetFloors_FullMethodName       = "/dyno.v1.Admin/SetFloors"
 	Admin_ExportTraces_FullMethodName    = "/dyno.v1.Admin/ExportTraces"
 	Admin_ListExecutors_FullMethodName   = "/dyno.v1.Admin/ListExecutors"
 	Admin_Backup_FullMethodName          = "/dyno.v1.Admin/Backup"
@@ -272,6 +273,11 @@ type AdminClient interface {
 	// Reset returns the key to the cost model's prior; the trace log is kept.
 	Reset(ctx context.Context, in *ResetRequest, opts ...grpc.CallOption) (*AdminChange, error)
 	SetObjective(ctx context.Context, in *SetObjectiveRequest, opts ...grpc.CallOption) (*AdminChange, error)
+	// SetFloors sets the exploration floors of a key's dyno policy, kept in
+	// the store and published in the next version; a floor left out keeps
+	// its value. Out of bounds is InvalidArgument naming the field; a key
+	// whose policy is not dyno's is FailedPrecondition.
+	SetFloors(ctx context.Context, in *SetFloorsRequest, opts ...grpc.CallOption) (*AdminChange, error)
 	ExportTraces(ctx context.Context, in *ExportTracesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TraceBatch], error)
 	ListExecutors(ctx context.Context, in *ListExecutorsRequest, opts ...grpc.CallOption) (*ListExecutorsResponse, error)
 	// Backup streams a consistent copy of the store file, taken while the
@@ -363,6 +369,16 @@ func (c *adminClient) SetObjective(ctx context.Context, in *SetObjectiveRequest,
 	return out, nil
 }
 
+func (c *adminClient) SetFloors(ctx context.Context, in *SetFloorsRequest, opts ...grpc.CallOption) (*AdminChange, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AdminChange)
+	err := c.cc.Invoke(ctx, Admin_SetFloors_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminClient) ExportTraces(ctx context.Context, in *ExportTracesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TraceBatch], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Admin_ServiceDesc.Streams[0], Admin_ExportTraces_FullMethodName, cOpts...)
@@ -448,6 +464,11 @@ type AdminServer interface {
 	// Reset returns the key to the cost model's prior; the trace log is kept.
 	Reset(context.Context, *ResetRequest) (*AdminChange, error)
 	SetObjective(context.Context, *SetObjectiveRequest) (*AdminChange, error)
+	// SetFloors sets the exploration floors of a key's dyno policy, kept in
+	// the store and published in the next version; a floor left out keeps
+	// its value. Out of bounds is InvalidArgument naming the field; a key
+	// whose policy is not dyno's is FailedPrecondition.
+	SetFloors(context.Context, *SetFloorsRequest) (*AdminChange, error)
 	ExportTraces(*ExportTracesRequest, grpc.ServerStreamingServer[TraceBatch]) error
 	ListExecutors(context.Context, *ListExecutorsRequest) (*ListExecutorsResponse, error)
 	// Backup streams a consistent copy of the store file, taken while the
@@ -489,6 +510,9 @@ func (UnimplementedAdminServer) Reset(context.Context, *ResetRequest) (*AdminCha
 }
 func (UnimplementedAdminServer) SetObjective(context.Context, *SetObjectiveRequest) (*AdminChange, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetObjective not implemented")
+}
+func (UnimplementedAdminServer) SetFloors(context.Context, *SetFloorsRequest) (*AdminChange, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetFloors not implemented")
 }
 func (UnimplementedAdminServer) ExportTraces(*ExportTracesRequest, grpc.ServerStreamingServer[TraceBatch]) error {
 	return status.Error(codes.Unimplemented, "method ExportTraces not implemented")
@@ -652,6 +676,24 @@ func _Admin_SetObjective_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_SetFloors_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetFloorsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).SetFloors(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_SetFloors_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).SetFloors(ctx, req.(*SetFloorsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Admin_ExportTraces_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(ExportTracesRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -762,6 +804,10 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetObjective",
 			Handler:    _Admin_SetObjective_Handler,
+		},
+		{
+			MethodName: "SetFloors",
+			Handler:    _Admin_SetFloors_Handler,
 		},
 		{
 			MethodName: "ListExecutors",

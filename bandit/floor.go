@@ -181,3 +181,29 @@ func (p *Dyno) decodeFloor(d *decoder) {
 		}
 	}
 }
+
+// CheckFloors checks an exploration floor and a baseline floor as
+// DynoConfig takes them (zero: the default; negative: off), naming the
+// field that is out of bounds.
+func CheckFloors(explore, baseline float64) error {
+	c := DynoConfig{ExploreFloor: explore, BaselineFloor: baseline}
+	return c.resolveFloor()
+}
+
+// SetFloors changes dyno's exploration and baseline floors in place (zero:
+// the default; negative: off), keeping everything learned; the next
+// serialised state carries them. Out-of-bounds floors are an error and
+// change nothing.
+func (p *Dyno) SetFloors(explore, baseline float64) error {
+	c := DynoConfig{ExploreFloor: explore, BaselineFloor: baseline}
+	if err := c.resolveFloor(); err != nil {
+		return err
+	}
+	p.cfg.ExploreFloor, p.cfg.BaselineFloor = c.ExploreFloor, c.BaselineFloor
+	return nil
+}
+
+// Floors returns the exploration and baseline floors in force; -1 is off.
+func (p *Dyno) Floors() (explore, baseline float64) {
+	return p.cfg.ExploreFloor, p.cfg.BaselineFloor
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/dynoml/dyno/bandit"
@@ -142,5 +143,55 @@ func TestExploreFloorRejectsBadValues(t *testing.T) {
 		if !errors.Is(err, bandit.ErrInvalid) {
 			t.Errorf("baseline floor %g: error %v, want ErrInvalid", f/10, err)
 		}
+	}
+}
+
+// TestSetFloors changes a learning dyno's floors in place: the published
+// bytes carry the new ones, out-of-bounds floors are refused naming the
+// field and change nothing, and zero restores the defaults.
+func TestSetFloors(t *testing.T) {
+	cm := synthModel(t, 6, []int{32, 8})
+	p, err := bandit.New(bandit.NameDyno, cm, bandit.Config{Objective: minLatency, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dy := p.(*bandit.Dyno)
+	if e, b := dy.Floors(); e != bandit.DefaultExploreFloor || b != bandit.DefaultBaselineFloor {
+		t.Fatalf("default floors %g %g", e, b)
+	}
+	if err := dy.SetFloors(0.2, -3); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := p.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := bandit.Restore(cm, blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, b := q.(*bandit.Dyno).Floors(); e != 0.2 || b != -1 {
+		t.Fatalf("restored floors %g %g, want 0.2 -1", e, b)
+	}
+	for _, c := range []struct {
+		e, b  float64
+		field string
+	}{{0.6, 0, "explore_floor"}, {math.NaN(), 0, "explore_floor"}, {0.1, 0.06, "baseline_floor"}, {0.1, math.Inf(-1), "baseline_floor"}} {
+		err := dy.SetFloors(c.e, c.b)
+		if !errors.Is(err, bandit.ErrInvalid) || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("SetFloors(%g, %g): %v, want ErrInvalid naming %s", c.e, c.b, err, c.field)
+		}
+		if err := bandit.CheckFloors(c.e, c.b); !errors.Is(err, bandit.ErrInvalid) {
+			t.Errorf("CheckFloors(%g, %g): %v", c.e, c.b, err)
+		}
+	}
+	if e, b := dy.Floors(); e != 0.2 || b != -1 {
+		t.Fatalf("a refused change changed the floors to %g %g", e, b)
+	}
+	if err := dy.SetFloors(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if e, b := dy.Floors(); e != bandit.DefaultExploreFloor || b != bandit.DefaultBaselineFloor {
+		t.Fatalf("zero floors %g %g, want the defaults", e, b)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/dynoml/dyno/api"
+	"github.com/dynoml/dyno/bandit"
 	"github.com/dynoml/dyno/costmodel"
 	"github.com/dynoml/dyno/store"
 )
@@ -182,6 +183,41 @@ func (a *adminService) SetObjective(ctx context.Context, req *api.SetObjectiveRe
 	return a.change(ctx, req.Key, &adminOp{action: "objective", objective: &o})
 }
 
+// SetFloors implements api.AdminServer.
+func (a *adminService) SetFloors(ctx context.Context, req *api.SetFloorsRequest) (*api.AdminChange, error) {
+	k, err := a.key(req.Key)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if req.ExploreFloor == nil && req.BaselineFloor == nil {
+		return nil, toStatus(badField("explore_floor", "neither explore_floor nor baseline_floor given: nothing to change"))
+	}
+	if k.learner.kind != bandit.NameDyno {
+		return nil, toStatus(fmt.Errorf("%w: key %s learns with %s: the exploration floors are dyno's", ErrConflict, k.name, k.learner.kind))
+	}
+	// Each floor is checked alone, so that the error names the one given.
+	off := func(v float64) *float64 {
+		if v < 0 {
+			v = -1
+		}
+		return &v
+	}
+	c := &floorChange{}
+	if v := req.ExploreFloor; v != nil {
+		if err := bandit.CheckFloors(*v, 0); err != nil {
+			return nil, toStatus(err)
+		}
+		c.explore = off(*v)
+	}
+	if v := req.BaselineFloor; v != nil {
+		if err := bandit.CheckFloors(0, *v); err != nil {
+			return nil, toStatus(err)
+		}
+		c.baseline = off(*v)
+	}
+	return a.change(ctx, req.Key, &adminOp{action: "floors", floors: c})
+}
+
 // exportChunk is how many traces one read transaction and one message hold.
 const exportChunk = 1000
 
@@ -201,18 +237,12 @@ func (a *adminService) ExportTraces(req *api.ExportTracesRequest, stream api.Adm
 					return next-from < 50*exportChunk, nil
 				}
 				idx := 0
-				var bits []int
 				if k := a.srv.reg.key(t.Key); k != nil {
 					idx, _ = k.cm.Index(costmodel.Arm{Split: t.Split, Bits: t.Bits})
-					bits = k.cm.Manifest.AllowedBits
 				}
-				tr := apiTrace(&t, idx)
-				// the precisions the arm index refers to, so the export is
-				// read back with the manifest it came from
-				for _, b := range bits {
-					tr.Report.AllowedBits = append(tr.Report.AllowedBits, uint32(b))
-				}
-				batch.Traces = append(batch.Traces, tr)
+				// As logged: the allowed bits and eligible set the
+				// executor reported, none where it reported none.
+				batch.Traces = append(batch.Traces, apiTrace(&t, idx))
 				sent++
 				more := len(batch.Traces) < exportChunk && (req.Limit == 0 || sent < req.Limit)
 				return more, nil
@@ -263,6 +293,7 @@ func (a *adminService) ListExecutors(ctx context.Context, req *api.ListExecutors
 			ExecutorId: r.ID, Key: r.Key, Model: r.Model, DeviceClass: r.DeviceClass, Version: r.Version, Labels: r.Labels,
 			RegisteredUnixNano: r.RegisteredAt.UnixNano(), LastSeenUnixNano: r.LastSeen.UnixNano(), AckedThroughSeq: x.through,
 			Reports: r.Reports, AckedVersion: r.AckedVersion, LastNack: r.LastNACK, Connected: x.connected > 0, TokenName: r.TokenName,
+			Owner: r.OwnerOf(),
 		}
 		x.mu.Unlock()
 		if (req.Key != "" && info.Key != req.Key) || (req.TokenName != "" && info.TokenName != req.TokenName) ||

@@ -15,6 +15,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/dynoml/dyno/api"
 	"github.com/dynoml/dyno/controller"
@@ -65,6 +66,10 @@ var adminCalls = map[string]func(ctx context.Context, a api.AdminClient) error{
 	},
 	"RemoveExecutors": func(ctx context.Context, a api.AdminClient) error {
 		_, err := a.RemoveExecutors(ctx, &api.RemoveExecutorsRequest{ExecutorIds: []string{"nobody"}})
+		return err
+	},
+	"SetFloors": func(ctx context.Context, a api.AdminClient) error {
+		_, err := a.SetFloors(ctx, &api.SetFloorsRequest{Key: testKey, ExploreFloor: proto.Float64(0.1)})
 		return err
 	},
 	"ListAudit": func(ctx context.Context, a api.AdminClient) error {

@@ -34,6 +34,8 @@ type childConfig struct {
 	Store, Cert, Key, ModelDir string
 	PublishEvery               int
 	PublishIntervalMs          int
+	// DrainMs is how long the child drains on SIGTERM before it stops.
+	DrainMs int
 }
 
 func runChild(path string) int {
@@ -74,6 +76,7 @@ func runChild(path string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	<-ctx.Done()
+	s.Drain(time.Duration(cc.DrainMs) * time.Millisecond)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.Stop(sctx); err != nil {
@@ -100,7 +103,7 @@ func (e *env) startChild(t testing.TB) *childProc {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(childConfig{Store: e.cfg.StorePath, Cert: cert, Key: key, ModelDir: testModelDir,
-		PublishEvery: e.cfg.PublishEvery, PublishIntervalMs: int(e.cfg.PublishInterval / time.Millisecond)})
+		PublishEvery: e.cfg.PublishEvery, PublishIntervalMs: int(e.cfg.PublishInterval / time.Millisecond), DrainMs: int(e.cfg.DrainDelay / time.Millisecond)})
 	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,11 @@
 // it also reads its client in a goroutine that ends with the stream, so
 // that it can leave at once when the controller shuts down.
 //
+// An executor id belongs to the identity that registered it first (the
+// token's name, or the client certificate's subject under mutual TLS;
+// auth.go): only that identity registers, reports and watches as it, within
+// the token's id patterns and executor quota.
+//
 // It does not choose arms for requests (executors do, locally, with the
 // bandit package) and does not decide how a policy learns (bandit does).
 package controller

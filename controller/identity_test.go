@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -242,6 +243,16 @@ func TestMutualTLSBindsExecutorsToCertificateSubjects(t *testing.T) {
 	if _, err := reportOnce(t, a, &api.ReportBatch{ExecutorId: "phone-a", Reports: g.Batch(1, 1)}); err != nil {
 		t.Fatalf("the owner reporting: %v", err)
 	}
+	opsCfg := &tls.Config{RootCAs: e.caPool, MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{clientCert(t, ca, caKey, "ops")}}
+	opsConn, err := api.Dial(srv.Addr(), api.DialOptions{Token: adminSecret, TLS: opsCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opsConn.Close()
+	l, err := api.NewAdminClient(opsConn).ListExecutors(ctxFor(t, 10*time.Second), &api.ListExecutorsRequest{})
+	if err != nil || len(l.Executors) != 1 || l.Executors[0].Owner != "cert:CN=phone-a" {
+		t.Fatalf("owner: %v %v", l, err)
+	}
 	// Without a client certificate the handshake fails.
 	conn, err := api.Dial(srv.Addr(), api.DialOptions{Token: executorSecret, TLS: &tls.Config{RootCAs: e.caPool, MinVersion: tls.VersionTLS13}})
 	if err != nil {
@@ -291,4 +302,46 @@ func TestDrainTurnsHealthBeforeTheListenerCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-done // Stop ends the drain
+}
+
+// TestSIGTERMDrainsBeforeTheListenerCloses sends SIGTERM to a controller
+// process and probes it the way a load balancer does, on a new connection
+// each time: it answers NOT_SERVING while it drains, then stops.
+func TestSIGTERMDrainsBeforeTheListenerCloses(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.DrainDelay = 2 * time.Second
+	c := e.startChild(t)
+	probe := func() (healthpb.HealthCheckResponse_ServingStatus, error) {
+		conn, err := api.Dial(c.addr, api.DialOptions{TLS: &tls.Config{RootCAs: e.caPool, MinVersion: tls.VersionTLS13}})
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Close()
+		h, err := healthpb.NewHealthClient(conn).Check(ctxFor(t, 2*time.Second), &healthpb.HealthCheckRequest{})
+		return h.GetStatus(), err
+	}
+	if st, err := probe(); err != nil || st != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("before SIGTERM: %v %v", st, err)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	sawDraining := false
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := probe()
+		if err != nil {
+			break // the listener has closed
+		}
+		if st == healthpb.HealthCheckResponse_NOT_SERVING {
+			sawDraining = true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !sawDraining {
+		t.Fatal("no probe saw NOT_SERVING before the listener closed")
+	}
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("the controller did not exit cleanly: %v", err)
+	}
 }

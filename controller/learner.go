@@ -64,6 +64,7 @@ type learner struct {
 	policy    bandit.Policy
 	objective costmodel.Objective
 	pin       *store.Pin
+	floors    floorSet
 	version   uint64
 	applied   uint64 // last trace applied
 	// appliedShared mirrors applied under mu, for pending.
@@ -102,12 +103,44 @@ type learnMsg struct {
 
 // adminOp is an operator's change, applied in order with the reports.
 type adminOp struct {
-	action    string // "pin", "unpin", "reset", "objective"
+	action    string // "pin", "unpin", "reset", "objective", "floors"
 	by        string
 	at        time.Time
 	pin       *store.Pin
 	objective *costmodel.Objective
+	floors    *floorChange
 	result    chan opResult
+}
+
+// floorSet is a key's exploration floors as the operator set them and the
+// store keeps them (store.Key): zero is the default, -1 off.
+type floorSet struct {
+	Explore  float64 `json:"explore_floor"`
+	Baseline float64 `json:"baseline_floor"`
+}
+
+// floorChange is what a SetFloors call changes; nil keeps a floor.
+type floorChange struct {
+	explore, baseline *float64
+}
+
+// apply returns f with the change made.
+func (c *floorChange) apply(f floorSet) floorSet {
+	if c.explore != nil {
+		f.Explore = *c.explore
+	}
+	if c.baseline != nil {
+		f.Baseline = *c.baseline
+	}
+	return f
+}
+
+// setFloors gives a dyno policy the key's floors; other kinds have none.
+func setFloors(p bandit.Policy, f floorSet) error {
+	if d, ok := p.(*bandit.Dyno); ok {
+		return d.SetFloors(f.Explore, f.Baseline)
+	}
+	return nil
 }
 
 type opResult struct {
@@ -116,8 +149,8 @@ type opResult struct {
 }
 
 // newLearner makes the learner of a key, restoring its state when given.
-func newLearner(srv *Server, k *keyEntry, kind string, obj costmodel.Objective, pin *store.Pin, st *store.State) (*learner, error) {
-	l := &learner{srv: srv, key: k, kind: kind, objective: obj, pin: pin, wake: make(chan struct{}, 1), ready: make(chan struct{})}
+func newLearner(srv *Server, k *keyEntry, kind string, obj costmodel.Objective, pin *store.Pin, fl floorSet, st *store.State) (*learner, error) {
+	l := &learner{srv: srv, key: k, kind: kind, objective: obj, pin: pin, floors: fl, wake: make(chan struct{}, 1), ready: make(chan struct{})}
 	for _, a := range k.cm.Arms() {
 		l.arms = append(l.arms, &api.Arm{Split: uint32(a.Split), Bits: uint32(a.Bits)})
 	}
@@ -131,6 +164,11 @@ func newLearner(srv *Server, k *keyEntry, kind string, obj costmodel.Objective, 
 		p, err := bandit.Restore(k.cm, st.Data)
 		if err != nil {
 			return nil, fmt.Errorf("key %s: restore %s state: %w", k.name, st.Kind, err)
+		}
+		// The key record's floors are the operator's; the state has them
+		// too unless it was written before they were set.
+		if err := setFloors(p, fl); err != nil {
+			return nil, fmt.Errorf("key %s: floors: %w", k.name, err)
 		}
 		l.policy, l.kind = p, p.Name()
 		l.applied, l.reports, l.total, l.version, l.resetSeq = st.AppliedSeq, st.Reports, st.TotalReports, st.Version, st.ResetSeq
@@ -148,7 +186,8 @@ func newLearner(srv *Server, k *keyEntry, kind string, obj costmodel.Objective, 
 func (l *learner) config() bandit.Config {
 	h := fnv.New64a()
 	h.Write([]byte(l.key.name))
-	cfg := bandit.Config{Objective: l.objective, Seed: h.Sum64() + l.resets}
+	cfg := bandit.Config{Objective: l.objective, Seed: h.Sum64() + l.resets,
+		Dyno: bandit.DynoConfig{ExploreFloor: l.floors.Explore, BaselineFloor: l.floors.Baseline}}
 	if l.pin != nil {
 		a := costmodel.Arm{Split: l.pin.Split, Bits: l.pin.Bits}
 		cfg.Pin = &a
@@ -393,6 +432,15 @@ func (l *learner) apply(op *adminOp) {
 	}
 	prevPin, prevObj := l.pin, l.objective
 	switch op.action {
+	case "floors":
+		f := op.floors.apply(l.floors)
+		if err := setFloors(l.policy, f); err != nil {
+			fail(err)
+			return
+		}
+		l.floors = f
+		l.publish(op.action, op)
+		return
 	case "pin":
 		l.pin = op.pin
 	case "unpin":
@@ -485,6 +533,9 @@ func (l *learner) snapshot(reason string, data []byte, op *adminOp) *request {
 		BanditKind: l.kind, BanditState: packed, BanditStateEncoding: encoding, Reports: l.reports, TotalReports: l.total,
 		PublishedUnixNano: now.UnixNano(), Reason: reason,
 	}
+	if d, ok := l.policy.(*bandit.Dyno); ok {
+		pol.ExploreFloor, pol.BaselineFloor = d.Floors()
+	}
 	enc, err := proto.Marshal(pol)
 	if err != nil {
 		panic(fmt.Sprintf("marshal policy: %v", err)) // a valid message always marshals
@@ -496,7 +547,7 @@ func (l *learner) snapshot(reason string, data []byte, op *adminOp) *request {
 	}
 	l.since = 0
 	l.lastPub = now
-	pin, obj := l.pin, l.objective
+	pin, obj, floors := l.pin, l.objective, l.floors
 	return &request{
 		ckptKey: k.name, ckptSeq: l.applied,
 		apply: func(tx *store.Tx) error {
@@ -509,7 +560,7 @@ func (l *learner) snapshot(reason string, data []byte, op *adminOp) *request {
 			if op == nil {
 				return nil
 			}
-			return op.write(tx, k, pol.Version, pin, obj)
+			return op.write(tx, k, pol.Version, pin, obj, floors)
 		},
 		after: func(err error) {
 			if err == nil {
@@ -529,7 +580,7 @@ func (l *learner) snapshot(reason string, data []byte, op *adminOp) *request {
 }
 
 // write records an operator's change.
-func (op *adminOp) write(tx *store.Tx, k *keyEntry, version uint64, pin *store.Pin, obj costmodel.Objective) error {
+func (op *adminOp) write(tx *store.Tx, k *keyEntry, version uint64, pin *store.Pin, obj costmodel.Objective, floors floorSet) error {
 	var detail any
 	switch op.action {
 	case "pin":
@@ -552,6 +603,16 @@ func (op *adminOp) write(tx *store.Tx, k *keyEntry, version uint64, pin *store.P
 			return err
 		}
 		detail = obj
+	case "floors":
+		rec, _, err := tx.Key(k.name)
+		if err != nil {
+			return err
+		}
+		rec.ExploreFloor, rec.BaselineFloor = floors.Explore, floors.Baseline
+		if err := tx.PutKey(&rec); err != nil {
+			return err
+		}
+		detail = floors
 	}
 	ev := &store.Event{At: op.at, By: op.by, Action: op.action, Key: k.name, Version: version}
 	if detail != nil {

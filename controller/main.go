@@ -176,7 +176,7 @@ func mainServe(cmd *cobra.Command, args []string) error {
 	fs.BoolVar(&influxReports, "influx-report-points", true, "write one point per report, not only per policy version")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&clientCA, "tls-client-ca", "", "require client certificates signed by this CA (PEM): an executor id then belongs to its certificate's subject")
-	fs.BoolVar(&cfg.StoreCreate, "store-create", false, "make a new store in an existing empty (0-byte) -store file")
+	fs.BoolVar(&cfg.StoreCreate, "store-create", false, "make a new store in an existing empty (0-byte) --store file")
 	fs.BoolVar(&cfg.StoreAllowMetaFallback, "store-allow-meta-fallback", false, "open a store whose newer meta page is damaged at the older one, losing its last commit")
 	fs.IntVar(&cfg.MaxExecutorsPerIdentity, "max-executors-per-token", 10000, "most executors one token (or client certificate) may own; a token's max-executors overrides it")
 	fs.DurationVar(&cfg.ExecutorExpiry, "executor-expiry", 0, "remove executors not seen for this long (0: never)")
@@ -205,7 +205,7 @@ func mainServe(cmd *cobra.Command, args []string) error {
 		}
 		cfg.TLS = t
 	case clientCA != "":
-		return usageErr{errors.New("-tls-client-ca needs -tls-cert and -tls-key")}
+		return usageErr{errors.New("--tls-client-ca needs --tls-cert and --tls-key")}
 	case certFile != "" && keyFile != "":
 		t, err := ServerTLS(certFile, keyFile)
 		if err != nil {

@@ -124,6 +124,9 @@ func (s *Server) restore() error {
 		if err != nil {
 			return fmt.Errorf("load model: %w", err)
 		}
+		if err := m.checkCloudClass(s.cfg.CloudClass); err != nil {
+			return err
+		}
 		s.reg.addModel(m)
 	}
 	var replayFrom, next uint64
@@ -172,7 +175,7 @@ func (s *Server) restore() error {
 			if ok {
 				stp = &st
 			}
-			l, err := newLearner(s, k, s.cfg.Bandit, obj, pin, stp)
+			l, err := newLearner(s, k, s.cfg.Bandit, obj, pin, floorSet{Explore: rec.ExploreFloor, Baseline: rec.BaselineFloor}, stp)
 			if err != nil {
 				return err
 			}
@@ -454,7 +457,7 @@ func (s *Server) ensureKey(modelName, class, objName string) (*keyEntry, error) 
 	if err != nil {
 		return nil, err
 	}
-	l, err := newLearner(s, k, s.cfg.Bandit, obj, nil, nil)
+	l, err := newLearner(s, k, s.cfg.Bandit, obj, nil, floorSet{}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -183,8 +183,11 @@ func validateReport(k *keyEntry, name, execKey string, r *api.Report, it *item, 
 	if r.Accuracy != nil && !(*r.Accuracy >= 0 && *r.Accuracy <= 1) {
 		return badField("accuracy", "%g is outside [0, 1]", *r.Accuracy)
 	}
-	if n := (len(k.cm.Arms()) + 7) / 8; len(r.Eligible) > n {
-		return badField("eligible", "%d bytes, a bitset over %d arms has at most %d", len(r.Eligible), len(k.cm.Arms()), n)
+	if err := checkEligible(k, r.Eligible, idx); err != nil {
+		return err
+	}
+	if err := checkAllowedBits(k, r.AllowedBits); err != nil {
+		return err
 	}
 	if r.StartUnixNano < 0 {
 		return badField("start_unix_nano", "%d is negative", r.StartUnixNano)
@@ -217,6 +220,13 @@ func validateReport(k *keyEntry, name, execKey string, r *api.Report, it *item, 
 		if math.Abs(r.Probs[idx]-r.Propensity) > probsTolerance {
 			return badField("propensity", "%g, but probs[%d] (the chosen arm) is %g", r.Propensity, idx, r.Probs[idx])
 		}
+		if len(r.Eligible) > 0 {
+			for i, p := range r.Probs {
+				if p > 0 && !bitSet(r.Eligible, i) {
+					return badField("eligible", "arm %d has probability %g (probs[%d]) but is not in the eligible set", i, p, i)
+				}
+			}
+		}
 	}
 	it.key = k
 	it.reportSeq = r.Seq
@@ -246,6 +256,47 @@ func validateReport(k *keyEntry, name, execKey string, r *api.Report, it *item, 
 	}
 	return nil
 }
+
+// checkEligible checks a report's eligible set against the key's arms: a
+// bitset of at most one bit per arm, holding the chosen arm idx (empty:
+// not said).
+func checkEligible(k *keyEntry, e []byte, idx int) error {
+	if len(e) == 0 {
+		return nil
+	}
+	n := len(k.cm.Arms())
+	if m := (n + 7) / 8; len(e) > m {
+		return badField("eligible", "%d bytes, a bitset over %d arms has at most %d", len(e), n, m)
+	}
+	if len(e) == (n+7)/8 && n%8 != 0 && e[len(e)-1]>>(n%8) != 0 {
+		return badField("eligible", "bits set beyond the last of model %s's %d arms", k.model, n)
+	}
+	if !bitSet(e, idx) {
+		a := k.cm.Arms()[idx]
+		return badField("eligible", "the chosen arm s%d/b%d (index %d) is not in the eligible set", a.Split, a.Bits, idx)
+	}
+	return nil
+}
+
+// checkAllowedBits checks that the precisions a report's arm indices refer
+// to are the key's manifest's, in its order (empty: not said).
+func checkAllowedBits(k *keyEntry, bits []uint32) error {
+	want := k.cm.Manifest.AllowedBits
+	if len(bits) == 0 {
+		return nil
+	}
+	same := len(bits) == len(want)
+	for i := 0; same && i < len(bits); i++ {
+		same = int64(bits[i]) == int64(want[i])
+	}
+	if !same {
+		return badField("allowed_bits", "%v, but model %s's manifest has %v: the report's arm indices (eligible, probs) follow another arm order", bits, k.model, want)
+	}
+	return nil
+}
+
+// bitSet reports whether bit i of a bitset is set.
+func bitSet(b []byte, i int) bool { return i/8 < len(b) && b[i/8]&(1<<(i%8)) != 0 }
 
 // bounded is finite, and at most max.
 func bounded(field string, v, max float64) error {
@@ -280,8 +331,19 @@ func traceOf(r *api.Report, exec, key string, received int64) store.Trace {
 		Stages: store.TraceStages{DeviceMs: s.DeviceMs, PackMs: s.PackMs, NetworkMs: s.NetworkMs, RTTMs: s.RttMs, CloudQueueMs: s.CloudQueueMs,
 			CloudMs: s.CloudMs, UnpackMs: s.UnpackMs, LatencyMs: s.LatencyMs},
 		Bytes: r.Bytes, Accuracy: r.GetAccuracy(), HasAccuracy: r.Accuracy != nil, Eligible: r.Eligible,
-		PolicyKind: r.PolicyKind, Probs: r.Probs,
+		PolicyKind: r.PolicyKind, Probs: r.Probs, AllowedBits: allowedBitsOf(r.AllowedBits),
 	}
+}
+
+func allowedBitsOf(bits []uint32) []int {
+	if len(bits) == 0 {
+		return nil
+	}
+	out := make([]int, len(bits))
+	for i, b := range bits {
+		out[i] = int(b)
+	}
+	return out
 }
 
 // banditReportOf converts a trace back to what the bandit learns from (for
@@ -314,6 +376,9 @@ func apiTrace(t *store.Trace, armIndex int) *api.Trace {
 	if t.HasAccuracy {
 		a := t.Accuracy
 		r.Accuracy = &a
+	}
+	for _, b := range t.AllowedBits {
+		r.AllowedBits = append(r.AllowedBits, uint32(b))
 	}
 	return &api.Trace{Seq: t.Seq, ExecutorId: t.Executor, ReceivedUnixNano: t.ReceivedUnixNano, Report: r, ArmIndex: uint32(armIndex), Cost: t.Cost}
 }

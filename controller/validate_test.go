@@ -43,8 +43,17 @@ func validReport() *api.Report {
 		Seq: 1, Key: testKeyName, Arm: &api.Arm{Split: 3, Bits: 8}, Propensity: 0.2, PolicyVersion: 1,
 		Conditions: &api.Conditions{BandwidthMbps: 10, RttMs: 40},
 		Stages:     &api.Stages{DeviceMs: 5, PackMs: 0.1, NetworkMs: 3, RttMs: 40, CloudMs: 2, UnpackMs: 0.1},
-		Bytes:      5000, Accuracy: &acc, Eligible: []byte{0xff},
+		Bytes:      5000, Accuracy: &acc, Eligible: eligibleAll(141), AllowedBits: []uint32{32, 16, 8, 6, 4, 3, 2},
 	}
+}
+
+// eligibleAll is the bitset of n arms, all eligible.
+func eligibleAll(n int) []byte {
+	b := make([]byte, (n+7)/8)
+	for i := 0; i < n; i++ {
+		b[i/8] |= 1 << (i % 8)
+	}
+	return b
 }
 
 func TestValidateNamesTheField(t *testing.T) {
@@ -85,6 +94,24 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"accuracy above one", func(r *api.Report) { v := 1.5; r.Accuracy = &v }, "accuracy"},
 		{"accuracy NaN", func(r *api.Report) { v := nan; r.Accuracy = &v }, "accuracy"},
 		{"eligible too long", func(r *api.Report) { r.Eligible = make([]byte, 1000) }, "eligible"},
+		{"eligible beyond the last arm", func(r *api.Report) { r.Eligible[17] |= 0x20 }, "eligible"},
+		{"chosen arm not eligible", func(r *api.Report) { i := armIdx(reg, 3, 8); r.Eligible[i/8] &^= 1 << (i % 8) }, "eligible"},
+		{"eligible short of the chosen arm", func(r *api.Report) { r.Eligible = []byte{0xff} }, "eligible"},
+		{"probability on an arm not eligible", func(r *api.Report) {
+			i := armIdx(reg, 3, 8)
+			r.Probs = make([]float64, 141)
+			r.Probs[i], r.Probs[0] = 0.2, 0.8
+			r.Eligible[0] &^= 1
+		}, "eligible"},
+		{"eligible only the chosen arm", func(r *api.Report) {
+			i := armIdx(reg, 3, 8)
+			r.Eligible = make([]byte, 18)
+			r.Eligible[i/8] = 1 << (i % 8)
+		}, ""},
+		{"no eligible set", func(r *api.Report) { r.Eligible = nil }, ""},
+		{"allowed bits of another manifest", func(r *api.Report) { r.AllowedBits = []uint32{32, 8} }, "allowed_bits"},
+		{"allowed bits in another order", func(r *api.Report) { r.AllowedBits = []uint32{32, 16, 6, 8, 4, 3, 2} }, "allowed_bits"},
+		{"no allowed bits", func(r *api.Report) { r.AllowedBits = nil }, ""},
 		{"negative start", func(r *api.Report) { r.StartUnixNano = -1 }, "start_unix_nano"},
 		{"long request id", func(r *api.Report) { r.RequestId = strings.Repeat("x", 1000) }, "request_id"},
 		{"probs of the wrong length", func(r *api.Report) { r.Probs = []float64{1} }, "probs"},

@@ -244,6 +244,30 @@ type OfflineReport struct {
 	// Curve is the logged learning curve: mean cost per window of
 	// records.
 	Curve []LoggedPoint `json:"curve"`
+	// Support says, for each target, which targets the log supports: the
+	// estimators whose estimate of it was judged supported.
+	Support []TargetSupport `json:"support"`
+}
+
+// TargetSupport is what the log supports of one target.
+type TargetSupport struct {
+	Name string `json:"name"`
+	// Supported is set when at least one estimate was judged supported.
+	Supported bool `json:"supported"`
+	// Estimators lists those estimates (empty when none).
+	Estimators []Estimator `json:"estimators"`
+}
+
+// supportOf lists the estimators whose estimate of t was judged supported.
+func supportOf(t *TargetReport) TargetSupport {
+	s := TargetSupport{Name: t.Name, Estimators: []Estimator{}}
+	for _, e := range t.Estimates {
+		if e.Verdict == Supported {
+			s.Estimators = append(s.Estimators, e.Estimator)
+		}
+	}
+	s.Supported = len(s.Estimators) > 0
+	return s
 }
 
 // Report summarises the evaluation so far.
@@ -268,6 +292,9 @@ func (o *Offline) Report() (*OfflineReport, error) {
 		r.Targets = append(r.Targets, TargetReport{Name: target.Name, Result: res, ArmShares: shares})
 	}
 	r.Curve = o.curve.points()
+	for i := range r.Targets {
+		r.Support = append(r.Support, supportOf(&r.Targets[i]))
+	}
 	return r, nil
 }
 

@@ -56,7 +56,36 @@ func WriteOfflineTable(w io.Writer, r *OfflineReport) error {
 			}
 		}
 	}
-	return nil
+	fmt.Fprintln(w)
+	_, err := fmt.Fprintln(w, supportLine(r.Support))
+	return err
+}
+
+// supportLine says which targets the log supports, and with which
+// estimators.
+func supportLine(ss []TargetSupport) string {
+	var yes, no []string
+	for _, s := range ss {
+		if !s.Supported {
+			no = append(no, s.Name)
+			continue
+		}
+		names := make([]string, len(s.Estimators))
+		for i, e := range s.Estimators {
+			names[i] = string(e)
+		}
+		yes = append(yes, fmt.Sprintf("%s (%s)", s.Name, strings.Join(names, ", ")))
+	}
+	line := "the log supports: "
+	if len(yes) == 0 {
+		line += "none of the targets"
+	} else {
+		line += strings.Join(yes, "; ")
+	}
+	if len(no) > 0 {
+		line += "; it does not support: " + strings.Join(no, ", ")
+	}
+	return line
 }
 
 // noSupport stands for a figure the log cannot give.

@@ -8,7 +8,7 @@ mkdir -p bin out/demo
 echo "demo: building dyno-controller, dyno-executor and dynoctl into bin/"
 go build -o bin/ ./cmd/...
 
-traces=../shared/traces
+traces=${DYNO_TRACES:-../shared/traces}
 slow_trace=$traces/norway-3g/tram.jernbanetorget-ljabru-report.2010-12-09_1222CET.log
 fast_trace=$traces/norway-3g/bus.ljansbakken-oslo-report.2010-09-28_1407CEST.log
 for f in "$slow_trace" "$fast_trace"; do
@@ -25,6 +25,8 @@ cat <<TXT
      store, learning curves in InfluxDB at ${influx_url:-(none: run make influxd)}),
      a cloud executor and two device executors, all over gRPC on loopback,
      running MobileNetV2 (models/mobilenetv2, ONNX Runtime) block by block.
+     Each device serves the Device API on a unix socket, and an application
+     (dyno-executor load) sends it its requests and gets the answers back.
      The devices are emulated: both are a phone ${slowdown}x slower than this
      host (every device stage is stretched to ${slowdown}x what it takes here),
      while their profile says this host's speed, so the cost model's static
@@ -37,12 +39,18 @@ cat <<TXT
      ResNet-50 over 20,000 requests, with regret against an oracle.
   3. Offline evaluation of the trace log the loop of step 1 left in the
      controller: what other policies would have cost on that traffic.
+  4. The comparison table, EMULATED: device-only, cloud-only, static DynO
+     and dyno online for a Jetson-class device, a high-end and a low-end
+     phone on three traces, every row an application on the Device API.
 TXT
 
 work=out/demo/loop
 rm -rf "$work" && mkdir -p "$work"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {
+  for p in "${pids[@]}" $(cat "$work/device.pids" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
 trap cleanup EXIT
 
 # Credentials: a self-signed certificate for 127.0.0.1 and three secrets.
@@ -50,7 +58,7 @@ bin/dyno-controller gen-cert -cert "$work/tls.crt" -key "$work/tls.key" -hosts 1
 secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 admin=$(secret); fleet=$(secret); cloudtok=$(secret)
 printf 'ops admin %s\nfleet executor %s\n' "$admin" "$fleet" >"$work/tokens"
-echo "$admin" >"$work/admin.token"; echo "$fleet" >"$work/executor.token"; echo "$cloudtok" >"$work/cloud.token"
+echo "$admin" >"$work/admin.token"; echo "$fleet" >"$work/executor.token"; echo "$cloudtok" >"$work/cloud.token"; secret >"$work/app.token"
 chmod 600 "$work"/*.token "$work/tokens"
 ctl=127.0.0.1:17070
 cloud=127.0.0.1:17071
@@ -73,11 +81,30 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 
-device() { # id slowdown trace offset requests
-  bin/dyno-executor device --id "$1" --model models/mobilenetv2 --device-class amd64-2cpu --inputs random --seed "${#1}" \
+# device ID SLOWDOWN TRACE OFFSET REQUESTS: an emulated device executor
+# serving the Device API on a unix socket, and an application (dyno-executor
+# load) sending it REQUESTS of its own inputs; the executor stops (flushing
+# its reports) when the application is done.
+device() {
+  local sock=$work/$1.sock before
+  before=$(grep -c "serving the Device API" "$work/$1.log" 2>/dev/null || true)
+  bin/dyno-executor device --id "$1" --model models/mobilenetv2 --device-class amd64-2cpu \
     --controller "$ctl" --ca "$work/tls.crt" --token-file "$work/executor.token" \
     --cloud "$cloud" --cloud-ca "$work/tls.crt" --cloud-token-file "$work/cloud.token" \
-    --trace "$3" --trace-offset "$4" --rtt 40 --slowdown "$2" --requests "$5" --every 50
+    --trace "$3" --trace-offset "$4" --rtt 40 --slowdown "$2" \
+    --api-socket "$sock" --api-insecure --api-token-file "$work/app.token" --depth 4 >>"$work/$1.log" 2>&1 &
+  local pid=$! rc=0
+  echo $pid >>"$work/device.pids"
+  for _ in $(seq 150); do
+    [[ $(grep -c "serving the Device API" "$work/$1.log" 2>/dev/null) -gt ${before:-0} ]] && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.2
+  done
+  bin/dyno-executor load --target "unix:$sock" --token-file "$work/app.token" --insecure --requests "$5" \
+    --inputs random --seed "${#1}" --every 50 | sed "s/^load: /$1 app: /" || rc=$?
+  kill -TERM $pid 2>/dev/null || true
+  while kill -0 $pid 2>/dev/null; do sleep 0.1; done
+  return $rc
 }
 echo
 echo "--- learning: two emulated devices, $requests requests each"
@@ -102,11 +129,11 @@ read -r s b <<<"$static"
 echo "--- an operator pins the static choice at 1.5 Mbit/s (s$s/b$b) and phone-1 serves 60 more requests with it"
 bin/dynoctl pin "$key" --split "$s" --bits "$b" "${ctlctl[@]}"
 sleep 1
-device phone-1 "$slowdown" "$slow_trace" 400 60 | tail -1
+device phone-1 "$slowdown" "$slow_trace" 400 60 | grep ' served in '
 bin/dynoctl unpin "$key" "${ctlctl[@]}"
 echo "--- and unpinned: 60 more with the learned policy, from the same point of the trace"
 sleep 1
-device phone-1 "$slowdown" "$slow_trace" 400 60 | tail -1
+device phone-1 "$slowdown" "$slow_trace" 400 60 | grep ' served in '
 
 if [[ -n $influx_url ]]; then
   echo
@@ -136,5 +163,8 @@ echo "--- 3. offline evaluation of the loop's trace log ($work/traces.jsonl): wh
 echo "    device-only and cloud-only have cost on that traffic? The diagnostics say how far the log supports each."
 bin/dynoctl eval --traces "$work/traces.jsonl" --dir models/mobilenetv2 --device amd64-2cpu --cloud amd64-2cpu-cloud \
   --floor 0.9 --policies static,device,cloud --estimators ips,snips,dr --report out/demo/eval --no-progress
+echo
+echo "--- 4. the comparison table (scripts/compare.sh; DYNO_DEMO_COMPARE_REQUESTS a row, after DYNO_DEMO_COMPARE_LEARN to learn)"
+DYNO_COMPARE_REQUESTS=${DYNO_DEMO_COMPARE_REQUESTS:-20} DYNO_COMPARE_LEARN=${DYNO_DEMO_COMPARE_LEARN:-80} ./scripts/compare.sh
 echo
 echo "demo: done. Offline report with plots: out/demo/eval/report.md; the loop's logs and store: $work/"

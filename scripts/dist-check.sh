@@ -11,17 +11,19 @@
 # arm64 binaries run under qemu user emulation (qemu-aarch64, with the
 # arm64 C and C++ runtime of Debian's cross packages as its sysroot).
 #
-#   scripts/dist-check.sh [ARCH] [VERSION]   (default: arm64, the newest tarball)
+#   scripts/dist-check.sh [ARCH] [VERSION]   (default: arm64, the newest tarball
+#                                            in DIST_DIR, default dist/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 arch=${1:-arm64}
+dist=${DIST_DIR:-dist}
 if [ -n "${2:-}" ]; then
-  tarball=dist/dyno-$2-linux-$arch.tar.gz
+  tarball=$dist/dyno-$2-linux-$arch.tar.gz
 else
-  tarball=$(ls -t dist/dyno-*-linux-"$arch".tar.gz 2>/dev/null | head -1)
+  tarball=$(ls -t "$dist"/dyno-*-linux-"$arch".tar.gz 2>/dev/null | head -1)
 fi
-[ -n "$tarball" ] && [ -f "$tarball" ] || { echo "dist-check: no dist/dyno-*-linux-$arch.tar.gz: run make dist" >&2; exit 1; }
+[ -n "$tarball" ] && [ -f "$tarball" ] || { echo "dist-check: no $dist/dyno-*-linux-$arch.tar.gz: run make dist" >&2; exit 1; }
 [ -f models/tinynet/model.json ] || { echo "dist-check: models/tinynet is missing: run make models" >&2; exit 1; }
 name=$(basename "$tarball" .tar.gz)
 version=${name#dyno-}
@@ -56,6 +58,16 @@ done
 readelf -h "$dir/lib/libonnxruntime.so.1" | grep -q "Machine:.*$machine" || fail "lib/libonnxruntime.so.1 is not $machine"
 readelf -h "$dir/bin/dyno-executor" | grep -q "Machine:.*$machine" || fail "bin/dyno-executor is not $machine"
 
+# The newest C library symbol version anything in the tarball needs: it
+# must run on Ubuntu 22.04 (JetPack 6), whose glibc is 2.35.
+max_glibc=${DIST_MAX_GLIBC:-2.35}
+need=$(for f in "$dir"/bin/* "$dir"/lib/*; do readelf -V --wide "$f" 2>/dev/null | grep -o 'GLIBC_[0-9.]*'; done | sed 's/GLIBC_//' | sort -uV | tail -1)
+if [ -n "$need" ] && [ "$(printf '%s\n%s\n' "$need" "$max_glibc" | sort -V | tail -1)" != "$max_glibc" ]; then
+  fail "needs glibc $need, newer than $max_glibc"
+fi
+file "$dir/bin/dyno-controller" | grep -q 'statically linked' || fail "bin/dyno-controller is not static"
+echo "  needs glibc ${need:-none} or newer (at most $max_glibc allowed); dyno-controller static" >&2
+
 commit=$(sed -n 's/^commit //p' "$dir/VERSION")
 for b in dyno-controller dyno-executor dynoctl; do
   v=$(cd "$work" && env -u ORT_LIB "${run[@]}" "$dir/bin/$b" --version)
@@ -80,6 +92,14 @@ grep -q '"provider": "cpu"' "$p" || fail "profile does not record the cpu provid
 grep -q 'ONNX Runtime 1.24.1 on CPU' "$p" || fail "profile does not name ONNX Runtime 1.24.1: $(grep source "$p")"
 total=$(awk '/^sum/ {print $2}' "$work/profile.log")
 echo "  profile of tinynet: 10 blocks, sum of medians $total ms (ONNX Runtime 1.24.1, lib/ of the tarball)" >&2
+
+# Every variable a unit uses is set in its example environment file.
+for pair in dyno-controller:controller dyno-cloud:cloud dyno-device:device; do
+  unit=$dir/systemd/${pair%%:*}.service env=$dir/etc/${pair#*:}.env
+  for v in $(grep -o '\${\?DYNO_[A-Z_]*' "$unit" | tr -d '${' | sort -u); do
+    grep -q "^$v=" "$env" || fail "$(basename "$unit") uses $v, which etc/$(basename "$env") does not set"
+  done
+done
 
 # The units: systemd-analyze reads them with the tarball's binaries in
 # place of /opt/dyno.

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Release tarballs: dist/dyno-VERSION-linux-ARCH.tar.gz for each of
 # DIST_ARCHES (default "amd64 arm64"), each holding
-#   bin/       dyno-controller, dyno-executor, dynoctl (cgo; version and
-#              commit in --version)
+#   bin/       dyno-controller (static), dyno-executor and dynoctl (cgo);
+#              version and commit in --version
 #   lib/       libonnxruntime.so.1 of the same architecture, from the same
 #              onnxruntime-node npm package `make deps` uses (the binaries
 #              find it there without ORT_LIB)
@@ -11,7 +11,7 @@
 #   LICENSES/  the licence of each bundled part: ONNX Runtime and every Go
 #              module linked into the binaries
 #   DEPLOY.md  the deploy guide (docs/deploy.md), VERSION
-# and dist/SHA256SUMS. The arm64 binaries are built with Debian's
+# and dist/SHA256SUMS (DIST_OUT names another folder than dist/). The arm64 binaries are built with Debian's
 # aarch64-linux-gnu-gcc (scripts/cross-deps.sh installs it).
 #
 # VERSION defaults to the latest tag (git describe), else 0.0.0-DATE-COMMIT.
@@ -32,8 +32,9 @@ if [ -z "${VERSION:-}" ]; then
   fi
 fi
 epoch=$(git log -1 --format=%ct)
-out=$root/dist
+out=${DIST_OUT:-$root/dist}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 tgz=$(./scripts/fetch-ort.sh tarball)
 pkg=github.com/dynoml/dyno/internal/cliutil
 ldflags="-s -w -X $pkg.Version=$VERSION -X $pkg.Commit=$commit"
@@ -54,8 +55,13 @@ for arch in $arches; do
   dir=$stage/$name
   mkdir -p "$dir/bin" "$dir/lib" "$dir/systemd" "$dir/etc" "$dir/LICENSES"
   echo "dist: building $name (CC=$cc)" >&2
+  # The controller is pure Go: static, it runs on any Linux. The executor
+  # and dynoctl load ONNX Runtime through cgo, and need the C library of
+  # Debian 12 or newer (GLIBC_2.34; dist-check prints what they need).
+  GOOS=linux GOARCH=$arch CGO_ENABLED=0 \
+    go build -trimpath -ldflags "$ldflags" -o "$dir/bin/" ./cmd/dyno-controller
   GOOS=linux GOARCH=$arch CGO_ENABLED=1 CC=$cc \
-    go build -trimpath -ldflags "$ldflags" -o "$dir/bin/" ./cmd/dyno-controller ./cmd/dyno-executor ./cmd/dynoctl
+    go build -trimpath -ldflags "$ldflags" -o "$dir/bin/" ./cmd/dyno-executor ./cmd/dynoctl
   tar -xzf "$tgz" -C "$stage" "package/bin/napi-v6/linux/$ortarch/libonnxruntime.so.1"
   mv "$stage/package/bin/napi-v6/linux/$ortarch/libonnxruntime.so.1" "$dir/lib/"
   rm -rf "$stage/package"
@@ -85,7 +91,7 @@ for arch in $arches; do
   mv "$out/$name.tar.gz.tmp" "$out/$name.tar.gz"
   rm -rf "$stage"
   trap - EXIT
-  echo "dist: wrote dist/$name.tar.gz ($(du -h "$out/$name.tar.gz" | cut -f1))" >&2
+  echo "dist: wrote $out/$name.tar.gz ($(du -h "$out/$name.tar.gz" | cut -f1))" >&2
 done
 (cd "$out" && sha256sum dyno-"$VERSION"-linux-*.tar.gz >SHA256SUMS)
 echo "$VERSION"

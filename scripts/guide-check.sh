@@ -2,9 +2,11 @@
 # Runs docs/deploy.md as written: every ```sh block, in order, as one bash
 # script (set -euo pipefail) in an empty temporary folder, with RELEASE set
 # to this machine's release tarball from dist/ and CONTROLLER and CLOUD to
-# free loopback ports. The servers it starts are stopped however it ends.
+# free loopback ports. The servers it starts are stopped however it ends;
+# it fails after GUIDE_TIMEOUT seconds (600).
 #
-#   scripts/guide-check.sh [TARBALL]   (default: the newest dist/ tarball of this architecture)
+#   scripts/guide-check.sh [TARBALL]   (default: the newest tarball of this
+#                                      architecture in DIST_DIR, default dist/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -13,8 +15,9 @@ case "$(uname -m)" in
   aarch64|arm64) arch=arm64 ;;
   *) echo "guide-check: no release for $(uname -m)" >&2; exit 1 ;;
 esac
-tarball=${1:-$(ls -t dist/dyno-*-linux-"$arch".tar.gz 2>/dev/null | head -1)}
-[ -n "$tarball" ] && [ -f "$tarball" ] || { echo "guide-check: no dist/dyno-*-linux-$arch.tar.gz: run make dist" >&2; exit 1; }
+dist=${DIST_DIR:-dist}
+tarball=${1:-$(ls -t "$dist"/dyno-*-linux-"$arch".tar.gz 2>/dev/null | head -1)}
+[ -n "$tarball" ] && [ -f "$tarball" ] || { echo "guide-check: no $dist/dyno-*-linux-$arch.tar.gz: run make dist" >&2; exit 1; }
 tarball=$(cd "$(dirname "$tarball")" && pwd)/$(basename "$tarball")
 
 work=$(mktemp -d)
@@ -57,12 +60,12 @@ mkdir -p "$work/trial"
 cd "$work/trial"
 # Its own session, so that cleanup reaches every server it started.
 env -u ORT_LIB -u DYNO_ADDR -u DYNO_CA -u DYNO_TOKEN RELEASE="$tarball" CONTROLLER="$controller" CLOUD="$cloud" \
-  setsid bash -euo pipefail "$work/guide.sh" &
+  setsid timeout "${GUIDE_TIMEOUT:-600}" bash -euo pipefail "$work/guide.sh" &
 pid=$!
 rc=0
 wait "$pid" || rc=$?
 if [ "$rc" -ne 0 ]; then
-  for log in controller/controller.log cloud/cloud.log; do
+  for log in controller/controller.log cloud/cloud.log device/device.log; do
     [ -f "$log" ] && { echo "--- $log (last lines)" >&2; tail -20 "$log" >&2; }
   done
   echo "guide-check: docs/deploy.md failed (exit $rc)" >&2

@@ -39,7 +39,10 @@ func checkRecords(tx *bolt.Tx) error {
 		}},
 		{bucketKeys, func(k, v []byte) error {
 			var r Key
-			return named(k, &r, v, func() string { return r.Key })
+			if err := named(k, &r, v, func() string { return r.Key }); err != nil {
+				return err
+			}
+			return r.checkFloors()
 		}},
 		{bucketState, func(k, v []byte) error {
 			var r State

@@ -16,7 +16,9 @@ import (
 
 // fullStore writes a store with a record of every kind, and enough traces
 // for branch pages, and returns its path.
-func fullStore(t *testing.T, dir string) string {
+func fullStore(t *testing.T, dir string) string { return fullStoreTB(t, dir, 2000) }
+
+func fullStoreTB(t testing.TB, dir string, traces int) string {
 	t.Helper()
 	path := filepath.Join(dir, "full.db")
 	s, err := Open(path, Options{})
@@ -47,7 +49,7 @@ func fullStore(t *testing.T, dir string) string {
 				return err
 			}
 		}
-		for i := 0; i < 2000; i += 10 {
+		for i := 0; i < traces; i += 10 {
 			var enc [][]byte
 			for j := i; j < i+10; j++ {
 				tr := Trace{Executor: "ex-1", Key: "m/c/o", ReportSeq: uint64(j + 1), Split: 1, Bits: 8, Propensity: 0.5, Bytes: 100, RequestID: fmt.Sprintf("r%d", j)}
@@ -68,7 +70,7 @@ func fullStore(t *testing.T, dir string) string {
 	return path
 }
 
-func sum(t *testing.T, path string) [32]byte {
+func sum(t testing.TB, path string) [32]byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -202,6 +204,15 @@ func TestEveryDamagedFileIsRefusedUnchanged(t *testing.T) {
 			boltEdit(t, p, func(tx *bolt.Tx) error { return tx.Bucket([]byte(b)).Put([]byte(kv[0]), []byte(kv[1])) })
 		}, ErrCorruptRecord})
 	}
+	kinds = append(kinds, kind{"a key's explore floor out of range", func(t *testing.T, p string) {
+		boltEdit(t, p, func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketKeys).Put([]byte("m/c/o"), []byte(`{"key":"m/c/o","explore_floor":1.5}`))
+		})
+	}, ErrCorruptRecord}, kind{"a key's baseline floor negative but not off", func(t *testing.T, p string) {
+		boltEdit(t, p, func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketKeys).Put([]byte("m/c/o"), []byte(`{"key":"m/c/o","baseline_floor":-0.5}`))
+		})
+	}, ErrCorruptRecord})
 	kinds = append(kinds, kind{"corrupt policies record", func(t *testing.T, p string) {
 		boltEdit(t, p, func(tx *bolt.Tx) error { return tx.Bucket(bucketPolicies).Put([]byte("x/y/z"), []byte("v")) })
 	}, ErrCorruptRecord})
@@ -313,4 +324,49 @@ func copyFile(t *testing.T, from, to string) {
 	if err := os.WriteFile(to, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FuzzOpen opens arbitrary files, seeded with a sound store and damaged
+// copies of it: Open must never panic or fault, and a file it refuses is
+// left as it was.
+func FuzzOpen(f *testing.F) {
+	dir := f.TempDir()
+	base := fullStoreTB(f, dir, 20)
+	sound, err := os.ReadFile(base)
+	if err != nil {
+		f.Fatal(err)
+	}
+	// bbolt grows its file in steps of 16 MiB; the pages in use are
+	// enough, and small inputs fuzz faster.
+	fd, _ := os.Open(base)
+	m0, _ := readMeta(fd, 0, 0)
+	m1, _ := readMeta(fd, int64(m0.pageSize), int(m0.pageSize))
+	fd.Close()
+	sound = sound[:max(m0.pgid, m1.pgid)*uint64(m0.pageSize)]
+	f.Add(sound)
+	for _, off := range []int{0, 4096, 8192, len(sound) / 2} {
+		d := append([]byte(nil), sound...)
+		for i := off; i < off+64 && i < len(d); i++ {
+			d[i] ^= 0xa5
+		}
+		f.Add(d)
+	}
+	f.Add(sound[:len(sound)/2])
+	n := 0
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n++
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("f%d.db", n))
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := sha256.Sum256(data)
+		s, err := Open(path, Options{LockTimeout: time.Second})
+		if err == nil {
+			s.Close()
+			return
+		}
+		if sum(t, path) != before {
+			t.Fatalf("refused (%v) and modified", err)
+		}
+	})
 }

@@ -20,8 +20,18 @@
 // transaction ends. Byte slices passed to Put methods are not retained
 // after the transaction ends, but must not be modified while it runs.
 //
-// Open refuses, without writing anything, a file that is not a dyno store,
-// a store of a newer schema, and a file that fails bbolt's consistency
-// check. A file is locked by the process that has it open; a second Open of
-// the same file fails after Options.LockTimeout with ErrLocked.
+// Open refuses, without writing anything, a file that is not a dyno store
+// (ErrNotStore), a store of a newer schema (ErrSchemaTooNew), a damaged
+// file (ErrCorrupt: truncated, a damaged meta page, a page that is not what
+// its parent says, a bucket of the schema missing, or bbolt's consistency
+// check failing), a store with a record that does not decode
+// (ErrCorruptRecord), and an empty file unless Options.Create (ErrEmpty).
+// The pages are walked with plain reads (verify.go) before bbolt maps the
+// file, since bbolt trusts them: a truncated file faults with SIGBUS, a
+// scrambled page panics. bbolt opens a file whose newer meta page is
+// damaged at the older one, silently losing the last commit; Open refuses
+// it unless Options.AllowMetaFallback. Opening a sound store of the current
+// schema writes nothing. A file is locked by the process that has it open;
+// a second Open of the same file fails after Options.LockTimeout with
+// ErrLocked.
 package store

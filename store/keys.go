@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -16,10 +17,34 @@ type Key struct {
 	// Objective is the costmodel.Objective in force, as JSON.
 	Objective json.RawMessage `json:"objective"`
 	CreatedAt time.Time       `json:"created_at"`
+	// ExploreFloor and BaselineFloor are the operator's exploration floors
+	// of the key's dyno policy (bandit.DynoConfig): zero is the default,
+	// -1 off, otherwise a share in (0, 1).
+	ExploreFloor  float64 `json:"explore_floor,omitempty"`
+	BaselineFloor float64 `json:"baseline_floor,omitempty"`
 }
 
-// PutKey stores k under k.Key.
-func (t *Tx) PutKey(k *Key) error { return t.putJSON(bucketKeys, k.Key, k) }
+// checkFloors refuses floors no operator could have set; the policy's own
+// bounds (bandit.CheckFloors) apply when the controller builds it.
+func (k *Key) checkFloors() error {
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"explore_floor", k.ExploreFloor}, {"baseline_floor", k.BaselineFloor}} {
+		if !(f.v == -1 || (f.v >= 0 && f.v < 1)) {
+			return fmt.Errorf("%s %g is not -1 (off), 0 (the default) or a share in (0, 1)", f.name, f.v)
+		}
+	}
+	return nil
+}
+
+// PutKey stores k under k.Key; floors out of range are ErrInvalid.
+func (t *Tx) PutKey(k *Key) error {
+	if err := k.checkFloors(); err != nil {
+		return fmt.Errorf("%w: key %s: %v", ErrInvalid, k.Key, err)
+	}
+	return t.putJSON(bucketKeys, k.Key, k)
+}
 
 // Key returns the key record, or false.
 func (t *Tx) Key(key string) (Key, bool, error) {

@@ -29,6 +29,8 @@ var (
 	// ErrEmpty: the file exists but holds nothing (Options.Create makes a
 	// store in it).
 	ErrEmpty = errors.New("store: empty file")
+	// ErrInvalid: a record to write is out of range (a key's floors).
+	ErrInvalid = errors.New("store: invalid record")
 )
 
 // Options configure Open. The zero value is usable.

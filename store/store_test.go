@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -37,7 +38,7 @@ func sampleTrace(i int) store.Trace {
 		Conditions: store.TraceConditions{BandwidthMbps: 10, RTTMs: 40, CloudSlowdown: 1.5},
 		Stages:     store.TraceStages{DeviceMs: 12.5, PackMs: 0.1, NetworkMs: 3, RTTMs: 40, CloudMs: 4, LatencyMs: 60},
 		Bytes:      1234, Accuracy: 1, HasAccuracy: true, Eligible: []byte{0xff, 0x01},
-		PolicyKind: "dyno", Cost: 61.5, Probs: []float64{0.25, 0.75},
+		PolicyKind: "dyno", Cost: 61.5, Probs: []float64{0.25, 0.75}, AllowedBits: []int{32, 16, 8},
 	}
 }
 
@@ -45,7 +46,7 @@ func TestReopenRestoresEverything(t *testing.T) {
 	s, path := open(t)
 	exec := store.Executor{ID: "ex-1", Key: "k", Model: "m", DeviceClass: "d", Labels: map[string]string{"site": "a"}, RegisteredAt: time.Unix(10, 0).UTC(), LastSeen: time.Unix(20, 0).UTC(), Reports: 3}
 	mod := store.Model{Name: "m", Manifest: json.RawMessage(`{"a":1}`), Accuracy: json.RawMessage(`{"b":2}`), Profiles: map[string]json.RawMessage{"d": json.RawMessage(`{"c":3}`)}, UpdatedAt: time.Unix(30, 0).UTC()}
-	key := store.Key{Key: "k", Model: "m", DeviceClass: "d", CloudClass: "c", ObjectiveName: "default", Objective: json.RawMessage(`{"kind":"min-latency"}`), CreatedAt: time.Unix(40, 0).UTC()}
+	key := store.Key{Key: "k", Model: "m", DeviceClass: "d", CloudClass: "c", ObjectiveName: "default", Objective: json.RawMessage(`{"kind":"min-latency"}`), CreatedAt: time.Unix(40, 0).UTC(), ExploreFloor: 0.1, BaselineFloor: -1}
 	st := store.State{Key: "k", Kind: "thompson", Data: []byte{1, 2, 3}, AppliedSeq: 2, Reports: 2, TotalReports: 5, Version: 9}
 	pin := store.Pin{Key: "k", Split: 1, Bits: 8, Until: time.Unix(50, 0).UTC(), By: "ops", At: time.Unix(45, 0).UTC()}
 	win := store.Window{Through: 7, Above: []uint64{9, 12}}
@@ -487,4 +488,46 @@ func TestTraceBlocks(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestPutKeyRefusesFloorsOutOfRange: a key record whose floors no operator
+// could set is not written.
+func TestPutKeyRefusesFloorsOutOfRange(t *testing.T) {
+	s, _ := open(t)
+	for _, k := range []store.Key{{Key: "k", ExploreFloor: 1}, {Key: "k", ExploreFloor: math.NaN()}, {Key: "k", BaselineFloor: -0.2}} {
+		err := s.Update(func(tx *store.Tx) error { return tx.PutKey(&k) })
+		if !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("PutKey %+v: %v, want ErrInvalid", k, err)
+		}
+	}
+	if err := s.View(func(tx *store.Tx) error {
+		if _, ok, err := tx.Key("k"); ok || err != nil {
+			t.Errorf("a refused key was written: %v %v", ok, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTraceAllowedBits: a trace keeps the allowed bits it was logged with;
+// one logged without them (as records written before they were kept) reads
+// back without them, and a damaged tail is refused.
+func TestTraceAllowedBits(t *testing.T) {
+	tr := sampleTrace(0)
+	got, err := store.DecodeTrace(1, tr.AppendEncoded(nil))
+	if err != nil || !reflect.DeepEqual(got.AllowedBits, []int{32, 16, 8}) {
+		t.Fatalf("allowed bits %v (%v), want 32 16 8", got.AllowedBits, err)
+	}
+	tr.AllowedBits = nil
+	enc := tr.AppendEncoded(nil)
+	got, err = store.DecodeTrace(1, enc)
+	if err != nil || got.AllowedBits != nil {
+		t.Fatalf("a trace without allowed bits reads %v (%v)", got.AllowedBits, err)
+	}
+	for name, tail := range map[string][]byte{"empty list": {0}, "too many": {17}, "zero bits": {1, 0}, "65 bits": {1, 65}, "truncated": {2, 8}} {
+		if _, err := store.DecodeTrace(1, append(append([]byte{}, enc...), tail...)); !errors.Is(err, store.ErrCorruptRecord) {
+			t.Errorf("tail %s: %v, want ErrCorruptRecord", name, err)
+		}
+	}
 }

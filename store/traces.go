@@ -36,6 +36,10 @@ type Trace struct {
 	Cost float64
 	// Probs is the distribution the arm was drawn from, when sent.
 	Probs []float64
+	// AllowedBits are the precisions of the manifest the arm indices
+	// (Eligible, Probs) refer to, as the executor reported them; empty when
+	// it did not.
+	AllowedBits []int
 }
 
 // TraceConditions are the conditions measured before the request.
@@ -100,11 +104,24 @@ func (t *Trace) AppendEncoded(dst []byte) []byte {
 	for _, p := range t.Probs {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(p))
 	}
+	// An optional tail, so that records written without it read the same.
+	if len(t.AllowedBits) > 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(t.AllowedBits)))
+		for _, b := range t.AllowedBits {
+			dst = binary.AppendUvarint(dst, uint64(b))
+		}
+	}
 	return dst
 }
 
 // maxProbs bounds the distribution a decoded trace may hold.
 const maxProbs = 1 << 16
+
+// Bounds of a trace's allowed bits: how many precisions, and the widest.
+const (
+	maxAllowedBits = 16
+	maxBitWidth    = 64
+)
 
 func appendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
@@ -148,6 +165,20 @@ func DecodeTrace(seq uint64, b []byte) (Trace, error) {
 			for i := range t.Probs {
 				t.Probs[i] = math.Float64frombits(d.uint64())
 			}
+		}
+	}
+	if d.err == nil && len(d.b) > 0 {
+		// The tail: the allowed bits, never written empty.
+		n := d.uvarint()
+		if n == 0 || n > maxAllowedBits {
+			d.fail("allowed bits")
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			b := d.uvarint()
+			if b == 0 || b > maxBitWidth {
+				d.fail("allowed bits")
+			}
+			t.AllowedBits = append(t.AllowedBits, int(b))
 		}
 	}
 	if d.err != nil {

@@ -153,6 +153,24 @@ type walker struct {
 	hwm      uint64
 	seen     map[uint64]bool
 	reached  []uint64
+	// free holds page buffers done with, for the next reads.
+	free [][]byte
+}
+
+func (w *walker) buf() []byte {
+	if n := len(w.free); n > 0 {
+		b := w.free[n-1]
+		w.free = w.free[:n-1]
+		return b
+	}
+	return make([]byte, w.pageSize)
+}
+
+// release returns a buffer of read for reuse; b must not be used after.
+func (w *walker) release(b []byte) {
+	if len(b) == w.pageSize {
+		w.free = append(w.free, b)
+	}
 }
 
 // visit reads a page and checks its header; it returns its bytes (with its
@@ -164,7 +182,7 @@ func (w *walker) read(id uint64, want uint16) ([]byte, error) {
 	if w.seen[id] {
 		return nil, fmt.Errorf("%w: page %d is referenced twice", ErrCorrupt, id)
 	}
-	b := make([]byte, w.pageSize)
+	b := w.buf()
 	if _, err := w.f.ReadAt(b, int64(id)*int64(w.pageSize)); err != nil {
 		return nil, fmt.Errorf("%w: page %d: %v", ErrCorrupt, id, err)
 	}
@@ -207,7 +225,8 @@ func pageKind(f uint16) string {
 }
 
 func (w *walker) visit(id uint64, want uint16) error {
-	_, err := w.read(id, want)
+	b, err := w.read(id, want)
+	w.release(b)
 	return err
 }
 
@@ -230,6 +249,7 @@ func (w *walker) tree(id uint64, depth, level int) error {
 	if err != nil {
 		return err
 	}
+	defer w.release(b)
 	if binary.LittleEndian.Uint16(b[8:]) == pageBranch {
 		n := int(binary.LittleEndian.Uint16(b[10:]))
 		if pageHeaderSize+n*elemSize > len(b) {

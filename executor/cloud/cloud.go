@@ -180,10 +180,15 @@ func checkToken(ctx context.Context, method string, want []byte) error {
 // Window is the HTTP/2 flow-control window of the Cloud service.
 const Window = 8 << 20
 
+// buffer is the transport's read and write buffer on both sides: a
+// megabyte tensor goes in a few writes rather than dozens.
+const buffer = 1 << 20
+
 // DialOptions are what a device executor dials a cloud executor
 // with: its windows, and messages as large as it takes.
 func DialOptions() []grpc.DialOption {
 	return []grpc.DialOption{grpc.WithInitialWindowSize(Window), grpc.WithInitialConnWindowSize(Window),
+		grpc.WithReadBufferSize(buffer), grpc.WithWriteBufferSize(buffer),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(256<<20), grpc.MaxCallRecvMsgSize(64<<20))}
 }
 
@@ -195,7 +200,8 @@ func NewGRPCServer(srv *Server, token string, opts ...grpc.ServerOption) *grpc.S
 		// A split tensor is up to megabytes: windows of a message let it
 		// through without waiting for window updates (the device side
 		// dials with the same, see DialOptions).
-		grpc.InitialWindowSize(Window), grpc.InitialConnWindowSize(Window)}, opts...)
+		grpc.InitialWindowSize(Window), grpc.InitialConnWindowSize(Window),
+		grpc.ReadBufferSize(buffer), grpc.WriteBufferSize(buffer)}, opts...)
 	gs := grpc.NewServer(opts...)
 	api.RegisterCloudServer(gs, srv)
 	healthpb.RegisterHealthServer(gs, health.NewServer())

@@ -5,6 +5,14 @@
 // each stage took back to the controller. A watcher keeps the policy
 // fresh; if the controller is unreachable the executor keeps deciding with
 // the policy it holds and buffers its reports until it is back.
+//
+// Applications call it through the Device API (api/device.proto; Service
+// is the gRPC adapter, package client the application's side): Infer
+// serves many requests at once, the device stage, the transfer and the
+// cloud stage of different requests overlapping up to a depth, and
+// Feedback joins ground truth that comes later to the request's report
+// within a window. The package does not own the learning (bandit, the
+// controller) or the transport's security (api).
 package device
 
 import (
@@ -218,7 +226,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	var resp *api.RegisterResponse
 	var err error
 	for waited := false; ; waited = true {
-		if resp, err = cfg.Controller.Register(ctx, req); err == nil || !unreachable(err) || ctx.Err() != nil {
+		if resp, err = cfg.Controller.Register(ctx, req); err == nil || !worthWaiting(err) || ctx.Err() != nil {
 			break
 		}
 		if !waited {
@@ -270,7 +278,7 @@ func (a *Agent) checkCloud(ctx context.Context) error {
 			a.observePing(msSince(t))
 			break
 		}
-		if !unreachable(err) || ctx.Err() != nil {
+		if !worthWaiting(err) || ctx.Err() != nil {
 			break
 		}
 		if !waited {
@@ -442,15 +450,18 @@ func (a *Agent) Fallbacks() int64 { return a.fallbacks.Load() }
 // unreachable reports whether a cloud call failed for want of the cloud
 // (down, unreachable, too slow), not for what was asked of it.
 func unreachable(err error) bool {
-	if api.IsHandshakeFailure(err) {
-		// A certificate that does not match will not match later.
-		return false
-	}
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
 		return true
 	}
 	return false
+}
+
+// worthWaiting reports whether a call at start failed in a way that waiting
+// may mend: the server is unreachable, and not because the TLS handshake
+// failed (a certificate that does not match will not match later).
+func worthWaiting(err error) bool {
+	return unreachable(err) && !api.IsHandshakeFailure(err)
 }
 
 func msSince(t time.Time) float64 { return float64(time.Since(t)) / float64(time.Millisecond) }

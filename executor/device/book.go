@@ -31,7 +31,7 @@ var (
 	ErrStopped = errors.New("device: executor not serving")
 )
 
-// held is a report waiting for feedback.
+// heldReport is a report waiting for feedback.
 type heldReport struct {
 	id    string
 	rep   *api.Report
@@ -191,7 +191,7 @@ func (b *book) releaseAll() {
 	}
 }
 
-// held counts the reports waiting for feedback.
+// waiting counts the reports waiting for feedback.
 func (b *book) waiting() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -147,6 +147,38 @@ func (s *Summary) Predicted(cm *costmodel.Model, cond costmodel.Conditions) (rps
 	return float64(total) * 1000 / max(d, n, c)
 }
 
+// MeanLatency is the mean client latency, ms.
+func (s *Summary) MeanLatency() float64 {
+	if len(s.Latencies) == 0 {
+		return math.NaN()
+	}
+	sum := 0.0
+	for _, v := range s.Latencies {
+		sum += v
+	}
+	return sum / float64(len(s.Latencies))
+}
+
+// CalibratedAccuracy is the calibration table's accuracy of the arms in
+// their shares (for unlabelled inputs); NaN when no arm is calibrated.
+func (s *Summary) CalibratedAccuracy(cm *costmodel.Model) float64 {
+	var acc float64
+	n := 0
+	bases := cm.Bases()
+	for arm, k := range s.Arms {
+		i, ok := cm.Index(arm)
+		if !ok || !bases[i].Calibrated && arm.Split != cm.Manifest.K() {
+			continue
+		}
+		acc += float64(k) * bases[i].Accuracy
+		n += k
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	return acc / float64(n)
+}
+
 // ArmShares lists the arms by share, most used first.
 func (s *Summary) ArmShares() string {
 	type kv struct {

@@ -34,6 +34,9 @@ func Strict(root *cobra.Command, usage func(error) error) {
 					return nil
 				}
 				msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+				if c.SuggestionsMinimumDistance <= 0 {
+					c.SuggestionsMinimumDistance = 2 // cobra's own default
+				}
 				if s := c.SuggestionsFor(args[0]); len(s) > 0 {
 					msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, ", "))
 				}

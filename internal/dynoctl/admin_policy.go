@@ -61,6 +61,7 @@ executors restore to choose locally) to a file.`,
 				row("pin", "%s", pinString(p.Pin))
 				row("reports", "%d since the last reset, %d in all", p.Reports, p.TotalReports)
 				row("bandit", "%s, state %s (%s)", p.BanditKind, bytesString(uint64(len(p.BanditState))), orNone(p.BanditStateEncoding))
+				row("floors", "%s", floorsString(p))
 				if s := p.Summary; s != nil {
 					c := s.Conditions
 					row("at", "%g Mbit/s, %g ms RTT", c.GetBandwidthMbps(), c.GetRttMs())
@@ -81,7 +82,7 @@ executors restore to choose locally) to a file.`,
 	show.Flags().StringVar(&stateOut, "state", "", "write the bandit state to this file")
 	show.Flags().Float64Var(&bandwidth, "bandwidth", 10, "summarise the policy at this bandwidth (Mbit/s)")
 	show.Flags().Float64Var(&rtt, "rtt", 40, "and this round-trip time (ms)")
-	cmd.AddCommand(show)
+	cmd.AddCommand(show, newPolicyExploreCmd())
 	return cmd
 }
 

@@ -126,7 +126,9 @@ func newExecutorsCmd() *cobra.Command {
 		Long: `executors lists the executors that registered: its key, whether it is
 connected now, when it was last seen, how many of its reports were applied and
 up to which sequence number they are acknowledged, the policy version it last
-ACKed, its last NACK, and the token it registered with. The controller answers
+ACKed, its last NACK, and its owner: the identity that registered it first
+("token:NAME", or "cert:SUBJECT" under mutual TLS), the only one that may act
+as it. The controller answers
 in pages (--page-size); every page is read. --key, --token, --prefix,
 --connected and --not-seen filter.`,
 		Example: `  dynoctl executors
@@ -152,7 +154,7 @@ in pages (--page-size); every page is read. --key, --token, --prefix,
 				}
 			}
 			return show(cmd, &c, get, func(tw *tabwriter.Writer, r *api.ListExecutorsResponse) {
-				fmt.Fprintln(tw, "EXECUTOR\tKEY\tCONNECTED\tLAST SEEN\tREPORTS\tACKED SEQ\tACKED VERSION\tPOLICY USED\tTOP ARM\tLAST NACK\tTOKEN\tLABELS")
+				fmt.Fprintln(tw, "EXECUTOR\tKEY\tCONNECTED\tLAST SEEN\tREPORTS\tACKED SEQ\tACKED VERSION\tPOLICY USED\tTOP ARM\tLAST NACK\tOWNER\tLABELS")
 				for _, e := range r.Executors {
 					var labels []string
 					for k, v := range e.Labels {
@@ -171,7 +173,7 @@ in pages (--page-size); every page is read. --key, --token, --prefix,
 						top = fmt.Sprintf("s%d/b%d (%.0f%%)", a.Split, a.Bits, 100*e.TopArmShare)
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", e.ExecutorId, e.Key, e.Connected, ago(e.LastSeenUnixNano),
-						e.Reports, e.AckedThroughSeq, e.AckedVersion, used, top, nack, e.TokenName, strings.Join(labels, ","))
+						e.Reports, e.AckedThroughSeq, e.AckedVersion, used, top, nack, orNone(e.Owner), strings.Join(labels, ","))
 				}
 			})
 		},

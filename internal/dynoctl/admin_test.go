@@ -143,7 +143,15 @@ func TestAdminCommands(t *testing.T) {
 		{"unpin", []string{"unpin", key}, 0, "unpin " + key},
 		{"objective set", []string{"objective", "set", key, "--kind", "min-cloud-cost", "--slo", "120", "--floor", "0.6"}, 0, "objective " + key},
 		{"objective set without slo", []string{"objective", "set", key, "--kind", "min-cloud-cost"}, 2, "SLO"},
+		{"policy show default floors", []string{"policy", "show", key}, 0, "explore 0.05, baseline 0.003"},
+		{"policy explore", []string{"policy", "explore", key, "--explore-floor", "0.1", "--baseline-floor", "-1"}, 0, "floors " + key + ": in effect from version"},
+		{"policy show floors", []string{"policy", "show", key}, 0, "explore 0.1, baseline off"},
+		{"policy explore one floor", []string{"policy", "explore", key, "--baseline-floor", "0.02"}, 0, "floors " + key},
+		{"policy explore out of bounds", []string{"policy", "explore", key, "--explore-floor", "0.9"}, 2, "explore_floor"},
+		{"policy explore nothing", []string{"policy", "explore", key}, 2, "--explore-floor or --baseline-floor"},
+		{"policy explore unknown key", []string{"policy", "explore", "no/such/key", "--explore-floor", "0.1"}, 3, "NotFound"},
 		{"reset", []string{"reset", key}, 0, "reset " + key},
+		{"policy show floors after reset", []string{"policy", "show", key}, 0, "explore 0.1, baseline 0.02"},
 		{"unknown flag", []string{"keys", "--nope"}, 2, "unknown flag"},
 		{"traces of an unknown key", []string{"traces", "export", "--out", "-", "--key", "no/such/key"}, 3, "NotFound"},
 		{"traces bad since", []string{"traces", "export", "--out", "-", "--since", "yesterday"}, 2, "--since"},
@@ -218,6 +226,34 @@ func TestAdminCommands(t *testing.T) {
 		code, stdout, _ := e.run(t, "traces", "export", "--out", "-", "--since", "1h", "--limit", "3", "--key", key)
 		if code != 0 || strings.Count(stdout, "\n") != 3 {
 			t.Fatalf("to stdout: %d %q", code, stdout)
+		}
+	})
+	t.Run("eval of the export says what it supports", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "traces.jsonl")
+		if code, _, errOut := e.run(t, "traces", "export", "--out", out); code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		// Twenty device-only reports with propensity 1: device-only is
+		// seen on every record, cloud-only on none.
+		var stdout, stderr bytes.Buffer
+		code := dynoctl.Main([]string{"eval", "--traces", out, "--dir", "../../examples/mobilenetv2", "--device", "phone-low", "--cloud", "cloud-t4",
+			"--policies", "device,cloud", "--estimators", "ips,snips", "--bootstrap", "0"}, &stdout, &stderr)
+		if code != 0 || !strings.Contains(stdout.String(), "the log supports: device (ips, snips); it does not support: cloud") {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+		}
+		stdout.Reset()
+		code = dynoctl.Main([]string{"eval", "--traces", out, "--dir", "../../examples/mobilenetv2", "--device", "phone-low", "--cloud", "cloud-t4",
+			"--policies", "device,cloud", "--estimators", "ips", "--bootstrap", "0", "--json"}, &stdout, &stderr)
+		var rep struct {
+			Support []struct {
+				Name       string
+				Supported  bool
+				Estimators []string
+			}
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &rep); code != 0 || err != nil || len(rep.Support) != 2 ||
+			!rep.Support[0].Supported || rep.Support[0].Name != "device" || rep.Support[1].Supported || len(rep.Support[1].Estimators) != 0 {
+			t.Fatalf("exit %d, %v: support %+v\n%s", code, err, rep.Support, stderr.String())
 		}
 	})
 	t.Run("backup", func(t *testing.T) {

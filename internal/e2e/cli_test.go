@@ -48,7 +48,8 @@ func TestExecutorCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := map[string]string{"tls.crt": string(certPEM), "tls.key": string(keyPEM),
-		"executor.token": executorSecret + "\n", "cloud.token": cloudSecret + "\n", "wrong.token": "not-the-cloud-secret-0123456789\n"}
+		"executor.token": executorSecret + "\n", "cloud.token": cloudSecret + "\n", "wrong.token": "not-the-cloud-secret-0123456789\n",
+		"app.token": deviceSecret + "\n"}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(work, name), []byte(data), 0o600); err != nil {
 			t.Fatal(err)
@@ -111,5 +112,46 @@ func TestExecutorCommands(t *testing.T) {
 	// saying so.
 	if code, out := device("wrong.token"); code == 0 || !strings.Contains(out, "the cloud executor") || !strings.Contains(out, "Unauthenticated") {
 		t.Errorf("wrong cloud token: exit %d:\n%s", code, out)
+	}
+
+	// The device serving the Device API over TLS, and an application
+	// driving it with `load`.
+	apiAddr := freeAddr(t)
+	dctx, dcancel := context.WithCancel(context.Background())
+	defer dcancel()
+	var devOut syncBuffer
+	devDone := make(chan int, 1)
+	go func() {
+		devDone <- cli.Main(dctx, []string{"device", "--id", "phone-api", "--model", dir, "--device-class", "amd64-2cpu",
+			"--controller", ctl.Addr(), "--ca", filepath.Join(work, "tls.crt"), "--token-file", filepath.Join(work, "executor.token"),
+			"--cloud", cloudAddr, "--cloud-ca", filepath.Join(work, "tls.crt"), "--cloud-token-file", filepath.Join(work, "cloud.token"),
+			"--trace", trace, "--rtt", "5", "--slowdown", "10", "--api-listen", apiAddr, "--api-token-file", filepath.Join(work, "app.token"),
+			"--api-tls-cert", filepath.Join(work, "tls.crt"), "--api-tls-key", filepath.Join(work, "tls.key"), "--depth", "4"}, &devOut, &devOut)
+	}()
+	for i := 0; i < 200 && !strings.Contains(devOut.String(), "serving the Device API"); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	load := func(token string) (int, string) {
+		var out bytes.Buffer
+		code := cli.Main(context.Background(), []string{"load", "--target", apiAddr, "--ca", filepath.Join(work, "tls.crt"),
+			"--token-file", filepath.Join(work, token), "--requests", "40", "--in-flight", "4", "--inputs", "mnist",
+			"--model", dir, "--device-class", "amd64-2cpu"}, &out, &out)
+		return code, out.String()
+	}
+	code, out = load("app.token")
+	if code != 0 {
+		t.Fatalf("load exited %d:\n%s\ndevice:\n%s", code, out, devOut.String())
+	}
+	for _, want := range []string{"EMULATED", "40 served", "req/s", "p50", "p99", "accuracy", "stage bound", "cost model 1/max(D,N,C)", "measured/predicted"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("load output lacks %q:\n%s", want, out)
+		}
+	}
+	if code, out := load("wrong.token"); code == 0 || !strings.Contains(out, "Unauthenticated") {
+		t.Errorf("load with a wrong token: exit %d:\n%s", code, out)
+	}
+	dcancel()
+	if code := <-devDone; code != 0 || !strings.Contains(devOut.String(), "stopped; 0 reports dropped") {
+		t.Errorf("device serving the API exited %d:\n%s", code, devOut.String())
 	}
 }

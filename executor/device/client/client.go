@@ -15,7 +15,10 @@ import (
 	"github.com/dynoml/dyno/api"
 )
 
-const window = 8 << 20
+const (
+	window = 8 << 20
+	buffer = 1 << 20
+)
 
 // DefaultTimeout bounds a call whose context has no deadline.
 const DefaultTimeout = 30 * time.Second
@@ -37,7 +40,8 @@ type Options struct {
 }
 
 // Dial connects to the executor at target: "host:port", or
-// "unix:///path/to/socket" for its unix socket. The connection is lazy.
+// "unix:///absolute/path" or "unix:relative/path" for its unix socket.
+// The connection is lazy.
 func Dial(target string, o Options) (*Client, error) {
 	if target == "" {
 		return nil, errors.New("client: no target address")
@@ -49,6 +53,7 @@ func Dial(target string, o Options) (*Client, error) {
 	// it through without waiting for window updates, and messages as
 	// large as the executor takes.
 	o.Dial.Extra = append([]grpc.DialOption{grpc.WithInitialWindowSize(window), grpc.WithInitialConnWindowSize(window),
+		grpc.WithReadBufferSize(buffer), grpc.WithWriteBufferSize(buffer),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(256<<20), grpc.MaxCallRecvMsgSize(256<<20))}, o.Dial.Extra...)
 	conn, err := api.Dial(target, o.Dial)
 	if err != nil {
