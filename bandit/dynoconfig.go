@@ -103,6 +103,9 @@ type DynoConfig struct {
 	// times their cost gap to the best stays below ExploreTax x the best
 	// arm's cost, the cheapest looks first (regrow.go). Default 0.03.
 	ExploreTax float64
+	// ExploreTaxMin is the least best-arm cost, in the objective's units
+	// (ms for latency), the exploration tax is a share of. Default 1.
+	ExploreTaxMin float64
 	// MaxGapZ: an arm whose cost gap to the best is more than this many
 	// standard deviations of the gap gets no probability (before the
 	// exploration floor). Default 4.
@@ -166,6 +169,7 @@ func (c *DynoConfig) resolve(table *costmodel.AccuracyTable) error {
 	def(&c.RegrowSD, 0.5)
 	def(&c.RegrowAfter, 32)
 	def(&c.ExploreTax, 0.03)
+	def(&c.ExploreTaxMin, 1)
 	if err := c.resolveFloor(); err != nil {
 		return err
 	}
@@ -184,7 +188,7 @@ func (c *DynoConfig) resolve(table *costmodel.AccuracyTable) error {
 		{"conflict_prior", c.ConflictPrior, 0, inf}, {"accuracy_prior_cap", c.AccuracyPriorCap, 0, inf},
 		{"safe_budget", safeBudget, 0, 1}, {"safe_rate", c.SafeRate, 0, 0.5}, {"safe_margin", c.SafeMargin, 0, 1}, {"link_spread", c.LinkSpread, 0, inf},
 		{"accuracy_forgetting", c.AccuracyForgetting, 0, 1}, {"max_gap_z", c.MaxGapZ, 0, inf},
-		{"regrow", c.Regrow, 0, inf}, {"regrow_after", c.RegrowAfter, 0, inf}, {"regrow_sd", c.RegrowSD, 0, inf}, {"explore_tax", c.ExploreTax, 0, inf},
+		{"regrow", c.Regrow, 0, inf}, {"regrow_after", c.RegrowAfter, 0, inf}, {"regrow_sd", c.RegrowSD, 0, inf}, {"explore_tax", c.ExploreTax, 0, inf}, {"explore_tax_min", c.ExploreTaxMin, 0, inf},
 	} {
 		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v <= f.lo || f.v > f.hi {
 			return fmt.Errorf("%w: dyno config: %s: %g is outside (%g, %g]", ErrInvalid, f.name, f.v, f.lo, f.hi)
@@ -198,7 +202,7 @@ func (c *DynoConfig) fields() []*float64 {
 	return []*float64{&c.Forgetting, &c.ChangeForgetting, &c.ChangeThreshold, &c.PriorSD, &c.OffsetSD,
 		&c.Drift, &c.ResidualSD, &c.ResidualDrift, &c.AccuracyPrior, &c.AccuracyZ, &c.ConflictZ,
 		&c.ConflictMinN, &c.ConflictPrior, &c.AccuracyForgetting, &c.MaxGapZ, &c.Regrow, &c.RegrowAfter, &c.RegrowSD, &c.ExploreTax,
-		&c.AccuracyPriorCap, &c.SafeBudget, &c.SafeRate, &c.SafeMargin, &c.LinkSpread}
+		&c.AccuracyPriorCap, &c.SafeBudget, &c.SafeRate, &c.SafeMargin, &c.LinkSpread, &c.ExploreTaxMin}
 }
 
 // fieldNames names the fields of fields(), in order, as the validation
@@ -206,7 +210,7 @@ func (c *DynoConfig) fields() []*float64 {
 var fieldNames = []string{"forgetting", "change_forgetting", "change_threshold", "prior_sd", "offset_sd",
 	"drift", "residual_sd", "residual_drift", "accuracy_prior", "accuracy_z", "conflict_z",
 	"conflict_min_n", "conflict_prior", "accuracy_forgetting", "max_gap_z", "regrow", "regrow_after",
-	"regrow_sd", "explore_tax", "accuracy_prior_cap", "safe_budget", "safe_rate", "safe_margin", "link_spread"}
+	"regrow_sd", "explore_tax", "accuracy_prior_cap", "safe_budget", "safe_rate", "safe_margin", "link_spread", "explore_tax_min"}
 
 // Set sets the field of the given name (as validation errors name it) to v;
 // the value is checked when the config is used.

@@ -76,11 +76,16 @@ func (p *Dyno) capTax(w []float64, best int, total float64) float64 {
 	// the cost of the looks relative to the weights' total is at most
 	// the budget when g <= tax x bc x total; the fill below spends
 	// tax x bc x 1/2, what the best arm's weight alone stands for
-	budget := p.cfg.ExploreTax * bc * total
+	// a share of the best arm's cost, and at least ExploreTaxMin cost
+	// units: where the best arm costs next to nothing (a tiny model run on
+	// the device), a look at the others costs nothing anyone would notice
+	// either, and without it they would never be seen
+	bt := p.cfg.ExploreTax * max(bc, p.cfg.ExploreTaxMin)
+	budget := bt * total
 	if g <= budget {
 		return total
 	}
-	budget = p.cfg.ExploreTax * bc * 0.5
+	budget = bt * 0.5
 	// insertion sort by gap: a handful of arms, no allocation
 	for a := 1; a < len(order); a++ {
 		for b := a; b > 0 && p.costs[order[b]] < p.costs[order[b-1]]; b-- {
