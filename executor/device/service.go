@@ -121,6 +121,12 @@ func (s *Service) request(r *api.DeviceInferRequest) (Request, error) {
 		}
 		req.Label = int(r.GetLabel())
 	}
+	if l := r.GetLabels(); len(l) > 0 {
+		if r.Label != nil {
+			return Request{}, fmt.Errorf("%w: the request has both label and labels: give one", ErrInvalid)
+		}
+		req.Labels = ints(l)
+	}
 	return req, nil
 }
 
@@ -237,6 +243,8 @@ func (s *Service) Feedback(_ context.Context, r *api.FeedbackRequest) (*api.Feed
 		err = s.a.FeedbackValue(id, v)
 	case *api.FeedbackRequest_Label:
 		v, err = s.a.FeedbackLabel(id, int(sig.Label))
+	case *api.FeedbackRequest_Labels:
+		v, err = s.a.FeedbackLabels(id, ints(sig.Labels.GetClasses()))
 	default:
 		return nil, status.Error(codes.InvalidArgument, "signal: missing: give correct, value or label")
 	}
@@ -260,4 +268,13 @@ func (s *Service) Describe(context.Context, *api.DeviceDescribeRequest) (*api.De
 		resp.Arms = append(resp.Arms, &api.Arm{Split: uint32(arm.Split), Bits: uint32(arm.Bits)})
 	}
 	return resp, nil
+}
+
+// ints converts classes from the wire.
+func ints(v []int32) []int {
+	out := make([]int, len(v))
+	for i, c := range v {
+		out[i] = int(c)
+	}
+	return out
 }
