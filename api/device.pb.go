@@ -600,8 +600,15 @@ type DeviceDescribeResponse struct {
 	// The emulated device's slowdown against this host (1: not emulated),
 	// for the cost model's prediction of what the device delivers.
 	DeviceSlowdown float64 `protobuf:"fixed64,12,opt,name=device_slowdown,json=deviceSlowdown,proto3" json:"device_slowdown,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The metric labels and shadow comparisons are scored with, as the
+	// accuracy table records it ("top1:2", "cosine:0.99").
+	MetricSpec string `protobuf:"bytes,140,opt,name=metric_spec,json=metricSpec,proto3" json:"metric_spec,omitempty"`
+	// The classes a request's labels give under that metric: one per row
+	// of the output (1 for a classifier, T for T time steps); 0 under a
+	// dense metric, which takes Feedback values instead.
+	LabelRows     uint32 `protobuf:"varint,141,opt,name=label_rows,json=labelRows,proto3" json:"label_rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeviceDescribeResponse) Reset() {
@@ -718,6 +725,20 @@ func (x *DeviceDescribeResponse) GetDeviceSlowdown() float64 {
 	return 0
 }
 
+func (x *DeviceDescribeResponse) GetMetricSpec() string {
+	if x != nil {
+		return x.MetricSpec
+	}
+	return ""
+}
+
+func (x *DeviceDescribeResponse) GetLabelRows() uint32 {
+	if x != nil {
+		return x.LabelRows
+	}
+	return 0
+}
+
 var File_device_proto protoreflect.FileDescriptor
 
 const file_device_proto_rawDesc = "" +
@@ -766,7 +787,7 @@ const file_device_proto_rawDesc = "" +
 	"\x06signal\".\n" +
 	"\x10FeedbackResponse\x12\x1a\n" +
 	"\baccuracy\x18\x01 \x01(\x01R\baccuracy\"\x17\n" +
-	"\x15DeviceDescribeRequest\"\x9c\x03\n" +
+	"\x15DeviceDescribeRequest\"\xde\x03\n" +
 	"\x16DeviceDescribeResponse\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12!\n" +
@@ -781,7 +802,11 @@ const file_device_proto_rawDesc = "" +
 	"\fshadow_share\x18\n" +
 	" \x01(\x01R\vshadowShare\x12\x1a\n" +
 	"\bemulated\x18\v \x01(\tR\bemulated\x12'\n" +
-	"\x0fdevice_slowdown\x18\f \x01(\x01R\x0edeviceSlowdown2\xa8\x02\n" +
+	"\x0fdevice_slowdown\x18\f \x01(\x01R\x0edeviceSlowdown\x12 \n" +
+	"\vmetric_spec\x18\x8c\x01 \x01(\tR\n" +
+	"metricSpec\x12\x1e\n" +
+	"\n" +
+	"label_rows\x18\x8d\x01 \x01(\rR\tlabelRows2\xa8\x02\n" +
 	"\x06Device\x12B\n" +
 	"\x05Infer\x12\x1b.dyno.v1.DeviceInferRequest\x1a\x1c.dyno.v1.DeviceInferResponse\x12L\n" +
 	"\vInferStream\x12\x1b.dyno.v1.DeviceInferRequest\x1a\x1c.dyno.v1.DeviceInferResponse(\x010\x01\x12?\n" +

@@ -263,6 +263,10 @@ func (s *Service) Describe(context.Context, *api.DeviceDescribeRequest) (*api.De
 		OutputShape: m.Blocks[len(m.Blocks)-1].Output.Shape, PolicyVersion: a.PolicyVersion(), Depth: uint32(a.cfg.Depth),
 		FeedbackWindowMs: float64(a.cfg.FeedbackWindow.Microseconds()) / 1000, ShadowShare: a.cfg.ShadowShare,
 		Emulated: a.labels()["emulated"], DeviceSlowdown: a.cfg.Slowdown,
+		MetricSpec: a.score.m.Spec(),
+	}
+	if a.score.m.Labelled() {
+		resp.LabelRows = uint32(a.score.rows)
 	}
 	for _, arm := range a.arms {
 		resp.Arms = append(resp.Arms, &api.Arm{Split: uint32(arm.Split), Bits: uint32(arm.Bits)})

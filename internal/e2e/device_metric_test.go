@@ -165,6 +165,13 @@ func TestDeviceAPIScoresPerTimeStep(t *testing.T) {
 	// Labels at full precision: 12 of 16 steps right.
 	a := f.realAgent(t, ctx, "seq-phone", device.Config{Seed: 1, FeedbackWindow: time.Minute})
 	c := serveDevice(t, ctx, a)
+	desc, err := c.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if desc.GetMetricSpec() != "top1:2" || desc.GetLabelRows() != steps {
+		t.Errorf("describe: metric %q with %d label rows, want top1:2 with %d", desc.GetMetricSpec(), desc.GetLabelRows(), steps)
+	}
 	pin(a, c, costmodel.Arm{Split: k, Bits: 32})
 	labels := func(x []float32) []int32 {
 		full, err := chain.Run(0, k, x)
