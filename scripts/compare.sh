@@ -55,9 +55,9 @@ for c in "${classes[@]}"; do
 done
 
 ctl=127.0.0.1:27270 cloud=127.0.0.1:27271
-objectives=(-objective min-latency=min-latency,floor=0.9 -objective max-throughput=max-throughput,floor=0.9)
-bin/dyno-controller serve -listen $ctl -insecure -tokens "$work/tokens" -store "$work/dyno.db" -model "$m" \
-  -cloud-class host-cloud "${objectives[@]}" -publish-every 20 -publish-interval 500ms >"$work/ctl.log" 2>&1 &
+objectives=(--objective min-latency=min-latency,floor=0.9 --objective max-throughput=max-throughput,floor=0.9)
+bin/dyno-controller serve --listen $ctl --insecure --tokens "$work/tokens" --store "$work/dyno.db" --model "$m" \
+  --cloud-class host-cloud "${objectives[@]}" --publish-every 20 --publish-interval 500ms >"$work/ctl.log" 2>&1 &
 echo $! >>"$work/pids"
 bin/dyno-executor cloud --model "$m" --listen $cloud --token-file "$work/cloud.token" --insecure --threads 1 --workers 2 >"$work/cloud.log" 2>&1 &
 echo $! >>"$work/pids"

@@ -38,8 +38,8 @@ name=$(basename "$model")
 k=$(grep -c '"file"' "$m/model.json")
 
 ctl=127.0.0.1:27170 cloud=127.0.0.1:27171 app=127.0.0.1:27172
-bin/dyno-controller serve -listen $ctl -insecure -tokens "$work/tokens" -store "$work/dyno.db" -model "$m" \
-  -cloud-class host-cloud -objective default=max-throughput,floor=0.9 -publish-every 20 -publish-interval 500ms >"$work/ctl.log" 2>&1 &
+bin/dyno-controller serve --listen $ctl --insecure --tokens "$work/tokens" --store "$work/dyno.db" --model "$m" \
+  --cloud-class host-cloud --objective default=max-throughput,floor=0.9 --publish-every 20 --publish-interval 500ms >"$work/ctl.log" 2>&1 &
 bin/dyno-executor cloud --model "$m" --listen $cloud --token-file "$work/cloud.token" --insecure --threads 1 >"$work/cloud.log" 2>&1 &
 bin/dyno-executor device --id phone-1 --model "$m" --device-class host --controller $ctl --token-file "$work/executor.token" \
   --cloud $cloud --cloud-token-file "$work/cloud.token" --insecure --trace "$trace" --rtt 40 --slowdown "$slowdown" \

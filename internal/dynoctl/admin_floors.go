@@ -63,6 +63,9 @@ func floorsString(p *api.Policy) string {
 	if p.BanditKind != bandit.NameDyno {
 		return "none (" + p.BanditKind + ")"
 	}
+	if p.ExploreFloor == 0 && p.BaselineFloor == 0 {
+		return "not stated in this version (see the bandit state)"
+	}
 	f := func(v float64) string {
 		if v < 0 {
 			return "off"
