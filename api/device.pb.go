@@ -110,11 +110,18 @@ type DeviceInferRequest struct {
 	Model string  `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	Input *Tensor `protobuf:"bytes,2,opt,name=input,proto3" json:"input,omitempty"`
 	// The class the output should have, when the application knows it: the
-	// accuracy signal (the model's metric is label accuracy).
+	// accuracy signal, scored with the model's metric (the accuracy
+	// table's metric_spec). For an output of one row (a classifier).
 	Label *int32 `protobuf:"varint,3,opt,name=label,proto3,oneof" json:"label,omitempty"`
 	// The caller's id of the request, at most 128 bytes; empty: the
 	// executor makes one. It names the request in Feedback and in traces.
-	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// One class per row of the output, in row-major order of the axes
+	// other than the class axis (per time step of a sequence, per pixel of
+	// a map), instead of label: the signal is the share of rows right. Only
+	// under a class metric (top1, topK); a dense metric (cosine, relerr)
+	// takes Feedback's value instead.
+	Labels        []int32 `protobuf:"varint,140,rep,packed,name=labels,proto3" json:"labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -177,6 +184,59 @@ func (x *DeviceInferRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *DeviceInferRequest) GetLabels() []int32 {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+// RowLabels is one class per row of the output (see
+// DeviceInferRequest.labels).
+type RowLabels struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Classes       []int32                `protobuf:"varint,1,rep,packed,name=classes,proto3" json:"classes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RowLabels) Reset() {
+	*x = RowLabels{}
+	mi := &file_device_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RowLabels) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RowLabels) ProtoMessage() {}
+
+func (x *RowLabels) ProtoReflect() protoreflect.Message {
+	mi := &file_device_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RowLabels.ProtoReflect.Descriptor instead.
+func (*RowLabels) Descriptor() ([]byte, []int) {
+	return file_device_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RowLabels) GetClasses() []int32 {
+	if x != nil {
+		return x.Classes
+	}
+	return nil
+}
+
 type DeviceInferResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -205,7 +265,7 @@ type DeviceInferResponse struct {
 
 func (x *DeviceInferResponse) Reset() {
 	*x = DeviceInferResponse{}
-	mi := &file_device_proto_msgTypes[2]
+	mi := &file_device_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -217,7 +277,7 @@ func (x *DeviceInferResponse) String() string {
 func (*DeviceInferResponse) ProtoMessage() {}
 
 func (x *DeviceInferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_device_proto_msgTypes[2]
+	mi := &file_device_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -230,7 +290,7 @@ func (x *DeviceInferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceInferResponse.ProtoReflect.Descriptor instead.
 func (*DeviceInferResponse) Descriptor() ([]byte, []int) {
-	return file_device_proto_rawDescGZIP(), []int{2}
+	return file_device_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *DeviceInferResponse) GetRequestId() string {
@@ -318,6 +378,7 @@ type FeedbackRequest struct {
 	//	*FeedbackRequest_Correct
 	//	*FeedbackRequest_Value
 	//	*FeedbackRequest_Label
+	//	*FeedbackRequest_Labels
 	Signal        isFeedbackRequest_Signal `protobuf_oneof:"signal"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -325,7 +386,7 @@ type FeedbackRequest struct {
 
 func (x *FeedbackRequest) Reset() {
 	*x = FeedbackRequest{}
-	mi := &file_device_proto_msgTypes[3]
+	mi := &file_device_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -337,7 +398,7 @@ func (x *FeedbackRequest) String() string {
 func (*FeedbackRequest) ProtoMessage() {}
 
 func (x *FeedbackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_device_proto_msgTypes[3]
+	mi := &file_device_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -350,7 +411,7 @@ func (x *FeedbackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedbackRequest.ProtoReflect.Descriptor instead.
 func (*FeedbackRequest) Descriptor() ([]byte, []int) {
-	return file_device_proto_rawDescGZIP(), []int{3}
+	return file_device_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *FeedbackRequest) GetRequestId() string {
@@ -394,6 +455,15 @@ func (x *FeedbackRequest) GetLabel() int32 {
 	return 0
 }
 
+func (x *FeedbackRequest) GetLabels() *RowLabels {
+	if x != nil {
+		if x, ok := x.Signal.(*FeedbackRequest_Labels); ok {
+			return x.Labels
+		}
+	}
+	return nil
+}
+
 type isFeedbackRequest_Signal interface {
 	isFeedbackRequest_Signal()
 }
@@ -409,8 +479,16 @@ type FeedbackRequest_Value struct {
 }
 
 type FeedbackRequest_Label struct {
-	// The true class: compared with the output's argmax.
+	// The true class of an output of one row, scored with the model's
+	// metric (top1: the argmax along the class axis; topK: among the k
+	// largest).
 	Label int32 `protobuf:"varint,4,opt,name=label,proto3,oneof"`
+}
+
+type FeedbackRequest_Labels struct {
+	// The true class of every row of the output: the share of rows
+	// right under the model's metric.
+	Labels *RowLabels `protobuf:"bytes,140,opt,name=labels,proto3,oneof"`
 }
 
 func (*FeedbackRequest_Correct) isFeedbackRequest_Signal() {}
@@ -418,6 +496,8 @@ func (*FeedbackRequest_Correct) isFeedbackRequest_Signal() {}
 func (*FeedbackRequest_Value) isFeedbackRequest_Signal() {}
 
 func (*FeedbackRequest_Label) isFeedbackRequest_Signal() {}
+
+func (*FeedbackRequest_Labels) isFeedbackRequest_Signal() {}
 
 type FeedbackResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -429,7 +509,7 @@ type FeedbackResponse struct {
 
 func (x *FeedbackResponse) Reset() {
 	*x = FeedbackResponse{}
-	mi := &file_device_proto_msgTypes[4]
+	mi := &file_device_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -441,7 +521,7 @@ func (x *FeedbackResponse) String() string {
 func (*FeedbackResponse) ProtoMessage() {}
 
 func (x *FeedbackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_device_proto_msgTypes[4]
+	mi := &file_device_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -454,7 +534,7 @@ func (x *FeedbackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeedbackResponse.ProtoReflect.Descriptor instead.
 func (*FeedbackResponse) Descriptor() ([]byte, []int) {
-	return file_device_proto_rawDescGZIP(), []int{4}
+	return file_device_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *FeedbackResponse) GetAccuracy() float64 {
@@ -472,7 +552,7 @@ type DeviceDescribeRequest struct {
 
 func (x *DeviceDescribeRequest) Reset() {
 	*x = DeviceDescribeRequest{}
-	mi := &file_device_proto_msgTypes[5]
+	mi := &file_device_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +564,7 @@ func (x *DeviceDescribeRequest) String() string {
 func (*DeviceDescribeRequest) ProtoMessage() {}
 
 func (x *DeviceDescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_device_proto_msgTypes[5]
+	mi := &file_device_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +577,7 @@ func (x *DeviceDescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceDescribeRequest.ProtoReflect.Descriptor instead.
 func (*DeviceDescribeRequest) Descriptor() ([]byte, []int) {
-	return file_device_proto_rawDescGZIP(), []int{5}
+	return file_device_proto_rawDescGZIP(), []int{6}
 }
 
 type DeviceDescribeResponse struct {
@@ -520,13 +600,20 @@ type DeviceDescribeResponse struct {
 	// The emulated device's slowdown against this host (1: not emulated),
 	// for the cost model's prediction of what the device delivers.
 	DeviceSlowdown float64 `protobuf:"fixed64,12,opt,name=device_slowdown,json=deviceSlowdown,proto3" json:"device_slowdown,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The metric labels and shadow comparisons are scored with, as the
+	// accuracy table records it ("top1:2", "cosine:0.99").
+	MetricSpec string `protobuf:"bytes,140,opt,name=metric_spec,json=metricSpec,proto3" json:"metric_spec,omitempty"`
+	// The classes a request's labels give under that metric: one per row
+	// of the output (1 for a classifier, T for T time steps); 0 under a
+	// dense metric, which takes Feedback values instead.
+	LabelRows     uint32 `protobuf:"varint,141,opt,name=label_rows,json=labelRows,proto3" json:"label_rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeviceDescribeResponse) Reset() {
 	*x = DeviceDescribeResponse{}
-	mi := &file_device_proto_msgTypes[6]
+	mi := &file_device_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +625,7 @@ func (x *DeviceDescribeResponse) String() string {
 func (*DeviceDescribeResponse) ProtoMessage() {}
 
 func (x *DeviceDescribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_device_proto_msgTypes[6]
+	mi := &file_device_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +638,7 @@ func (x *DeviceDescribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceDescribeResponse.ProtoReflect.Descriptor instead.
 func (*DeviceDescribeResponse) Descriptor() ([]byte, []int) {
-	return file_device_proto_rawDescGZIP(), []int{6}
+	return file_device_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DeviceDescribeResponse) GetModel() string {
@@ -638,6 +725,20 @@ func (x *DeviceDescribeResponse) GetDeviceSlowdown() float64 {
 	return 0
 }
 
+func (x *DeviceDescribeResponse) GetMetricSpec() string {
+	if x != nil {
+		return x.MetricSpec
+	}
+	return ""
+}
+
+func (x *DeviceDescribeResponse) GetLabelRows() uint32 {
+	if x != nil {
+		return x.LabelRows
+	}
+	return 0
+}
+
 var File_device_proto protoreflect.FileDescriptor
 
 const file_device_proto_rawDesc = "" +
@@ -648,14 +749,17 @@ const file_device_proto_rawDesc = "" +
 	"\x05dtype\x18\x01 \x01(\tR\x05dtype\x12\x14\n" +
 	"\x05shape\x18\x02 \x03(\x03R\x05shape\x12\x12\n" +
 	"\x04data\x18\x03 \x03(\x02R\x04data\x12\x19\n" +
-	"\braw_data\x18\x04 \x01(\fR\arawData\"\x95\x01\n" +
+	"\braw_data\x18\x04 \x01(\fR\arawData\"\xae\x01\n" +
 	"\x12DeviceInferRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12%\n" +
 	"\x05input\x18\x02 \x01(\v2\x0f.dyno.v1.TensorR\x05input\x12\x19\n" +
 	"\x05label\x18\x03 \x01(\x05H\x00R\x05label\x88\x01\x01\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\tR\trequestIdB\b\n" +
-	"\x06_label\"\x9c\x03\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\x12\x17\n" +
+	"\x06labels\x18\x8c\x01 \x03(\x05R\x06labelsB\b\n" +
+	"\x06_label\"%\n" +
+	"\tRowLabels\x12\x18\n" +
+	"\aclasses\x18\x01 \x03(\x05R\aclasses\"\x9c\x03\n" +
 	"\x13DeviceInferResponse\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12'\n" +
@@ -672,17 +776,18 @@ const file_device_proto_rawDesc = "" +
 	"error_code\x18\t \x01(\x05R\terrorCode\x12#\n" +
 	"\rerror_message\x18\n" +
 	" \x01(\tR\ferrorMessage\x127\n" +
-	"\x18feedback_until_unix_nano\x18\v \x01(\x03R\x15feedbackUntilUnixNano\"\x86\x01\n" +
+	"\x18feedback_until_unix_nano\x18\v \x01(\x03R\x15feedbackUntilUnixNano\"\xb5\x01\n" +
 	"\x0fFeedbackRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
 	"\acorrect\x18\x02 \x01(\bH\x00R\acorrect\x12\x16\n" +
 	"\x05value\x18\x03 \x01(\x01H\x00R\x05value\x12\x16\n" +
-	"\x05label\x18\x04 \x01(\x05H\x00R\x05labelB\b\n" +
+	"\x05label\x18\x04 \x01(\x05H\x00R\x05label\x12-\n" +
+	"\x06labels\x18\x8c\x01 \x01(\v2\x12.dyno.v1.RowLabelsH\x00R\x06labelsB\b\n" +
 	"\x06signal\".\n" +
 	"\x10FeedbackResponse\x12\x1a\n" +
 	"\baccuracy\x18\x01 \x01(\x01R\baccuracy\"\x17\n" +
-	"\x15DeviceDescribeRequest\"\x9c\x03\n" +
+	"\x15DeviceDescribeRequest\"\xde\x03\n" +
 	"\x16DeviceDescribeResponse\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12!\n" +
@@ -697,7 +802,11 @@ const file_device_proto_rawDesc = "" +
 	"\fshadow_share\x18\n" +
 	" \x01(\x01R\vshadowShare\x12\x1a\n" +
 	"\bemulated\x18\v \x01(\tR\bemulated\x12'\n" +
-	"\x0fdevice_slowdown\x18\f \x01(\x01R\x0edeviceSlowdown2\xa8\x02\n" +
+	"\x0fdevice_slowdown\x18\f \x01(\x01R\x0edeviceSlowdown\x12 \n" +
+	"\vmetric_spec\x18\x8c\x01 \x01(\tR\n" +
+	"metricSpec\x12\x1e\n" +
+	"\n" +
+	"label_rows\x18\x8d\x01 \x01(\rR\tlabelRows2\xa8\x02\n" +
 	"\x06Device\x12B\n" +
 	"\x05Infer\x12\x1b.dyno.v1.DeviceInferRequest\x1a\x1c.dyno.v1.DeviceInferResponse\x12L\n" +
 	"\vInferStream\x12\x1b.dyno.v1.DeviceInferRequest\x1a\x1c.dyno.v1.DeviceInferResponse(\x010\x01\x12?\n" +
@@ -716,37 +825,39 @@ func file_device_proto_rawDescGZIP() []byte {
 	return file_device_proto_rawDescData
 }
 
-var file_device_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_device_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_device_proto_goTypes = []any{
 	(*Tensor)(nil),                 // 0: dyno.v1.Tensor
 	(*DeviceInferRequest)(nil),     // 1: dyno.v1.DeviceInferRequest
-	(*DeviceInferResponse)(nil),    // 2: dyno.v1.DeviceInferResponse
-	(*FeedbackRequest)(nil),        // 3: dyno.v1.FeedbackRequest
-	(*FeedbackResponse)(nil),       // 4: dyno.v1.FeedbackResponse
-	(*DeviceDescribeRequest)(nil),  // 5: dyno.v1.DeviceDescribeRequest
-	(*DeviceDescribeResponse)(nil), // 6: dyno.v1.DeviceDescribeResponse
-	(*Arm)(nil),                    // 7: dyno.v1.Arm
-	(*Stages)(nil),                 // 8: dyno.v1.Stages
+	(*RowLabels)(nil),              // 2: dyno.v1.RowLabels
+	(*DeviceInferResponse)(nil),    // 3: dyno.v1.DeviceInferResponse
+	(*FeedbackRequest)(nil),        // 4: dyno.v1.FeedbackRequest
+	(*FeedbackResponse)(nil),       // 5: dyno.v1.FeedbackResponse
+	(*DeviceDescribeRequest)(nil),  // 6: dyno.v1.DeviceDescribeRequest
+	(*DeviceDescribeResponse)(nil), // 7: dyno.v1.DeviceDescribeResponse
+	(*Arm)(nil),                    // 8: dyno.v1.Arm
+	(*Stages)(nil),                 // 9: dyno.v1.Stages
 }
 var file_device_proto_depIdxs = []int32{
-	0, // 0: dyno.v1.DeviceInferRequest.input:type_name -> dyno.v1.Tensor
-	0, // 1: dyno.v1.DeviceInferResponse.output:type_name -> dyno.v1.Tensor
-	7, // 2: dyno.v1.DeviceInferResponse.arm:type_name -> dyno.v1.Arm
-	8, // 3: dyno.v1.DeviceInferResponse.stages:type_name -> dyno.v1.Stages
-	7, // 4: dyno.v1.DeviceDescribeResponse.arms:type_name -> dyno.v1.Arm
-	1, // 5: dyno.v1.Device.Infer:input_type -> dyno.v1.DeviceInferRequest
-	1, // 6: dyno.v1.Device.InferStream:input_type -> dyno.v1.DeviceInferRequest
-	3, // 7: dyno.v1.Device.Feedback:input_type -> dyno.v1.FeedbackRequest
-	5, // 8: dyno.v1.Device.Describe:input_type -> dyno.v1.DeviceDescribeRequest
-	2, // 9: dyno.v1.Device.Infer:output_type -> dyno.v1.DeviceInferResponse
-	2, // 10: dyno.v1.Device.InferStream:output_type -> dyno.v1.DeviceInferResponse
-	4, // 11: dyno.v1.Device.Feedback:output_type -> dyno.v1.FeedbackResponse
-	6, // 12: dyno.v1.Device.Describe:output_type -> dyno.v1.DeviceDescribeResponse
-	9, // [9:13] is the sub-list for method output_type
-	5, // [5:9] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	0,  // 0: dyno.v1.DeviceInferRequest.input:type_name -> dyno.v1.Tensor
+	0,  // 1: dyno.v1.DeviceInferResponse.output:type_name -> dyno.v1.Tensor
+	8,  // 2: dyno.v1.DeviceInferResponse.arm:type_name -> dyno.v1.Arm
+	9,  // 3: dyno.v1.DeviceInferResponse.stages:type_name -> dyno.v1.Stages
+	2,  // 4: dyno.v1.FeedbackRequest.labels:type_name -> dyno.v1.RowLabels
+	8,  // 5: dyno.v1.DeviceDescribeResponse.arms:type_name -> dyno.v1.Arm
+	1,  // 6: dyno.v1.Device.Infer:input_type -> dyno.v1.DeviceInferRequest
+	1,  // 7: dyno.v1.Device.InferStream:input_type -> dyno.v1.DeviceInferRequest
+	4,  // 8: dyno.v1.Device.Feedback:input_type -> dyno.v1.FeedbackRequest
+	6,  // 9: dyno.v1.Device.Describe:input_type -> dyno.v1.DeviceDescribeRequest
+	3,  // 10: dyno.v1.Device.Infer:output_type -> dyno.v1.DeviceInferResponse
+	3,  // 11: dyno.v1.Device.InferStream:output_type -> dyno.v1.DeviceInferResponse
+	5,  // 12: dyno.v1.Device.Feedback:output_type -> dyno.v1.FeedbackResponse
+	7,  // 13: dyno.v1.Device.Describe:output_type -> dyno.v1.DeviceDescribeResponse
+	10, // [10:14] is the sub-list for method output_type
+	6,  // [6:10] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_device_proto_init() }
@@ -756,10 +867,11 @@ func file_device_proto_init() {
 	}
 	file_dyno_proto_init()
 	file_device_proto_msgTypes[1].OneofWrappers = []any{}
-	file_device_proto_msgTypes[3].OneofWrappers = []any{
+	file_device_proto_msgTypes[4].OneofWrappers = []any{
 		(*FeedbackRequest_Correct)(nil),
 		(*FeedbackRequest_Value)(nil),
 		(*FeedbackRequest_Label)(nil),
+		(*FeedbackRequest_Labels)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -767,7 +879,7 @@ func file_device_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_device_proto_rawDesc), len(file_device_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

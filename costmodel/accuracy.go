@@ -24,7 +24,8 @@ type AccuracyTable struct {
 	Metric string `json:"metric"`
 	// MetricSpec is the metric in the form `dyno-executor calibrate
 	// --metric` takes ("top1:1", "cosine:0.99"), so outputs can be scored
-	// later the way the table was; empty in older tables (top1).
+	// later the way the table was; empty in older tables, read as the
+	// metric calibration picks from the output shape (top1 for a classifier).
 	MetricSpec string `json:"metric_spec,omitempty"`
 	// Baseline is the full-precision accuracy in [0, 1].
 	Baseline float64         `json:"baseline"`

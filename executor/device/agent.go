@@ -123,6 +123,7 @@ type Agent struct {
 	key    string
 	arms   []costmodel.Arm
 	policy atomic.Pointer[held]
+	score  scorer // the accuracy table's metric
 	rep    *reporter
 	book   *book
 
@@ -212,7 +213,12 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, arms: cfg.CostModel.Arms(), rtt: -1, slots: make(chan struct{}, cfg.Depth),
+	score, why, err := newScorer(cfg.CostModel)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger.Info("device: outputs scored with the accuracy table's metric", "model", cfg.CostModel.Manifest.Name, "metric", score.m.String(), "why", why)
+	a := &Agent{cfg: cfg, log: cfg.Logger, arms: cfg.CostModel.Arms(), score: score, rtt: -1, slots: make(chan struct{}, cfg.Depth),
 		devMu: make(fifo, 1), linkMu: make(fifo, 1)}
 	if err := a.checkCloud(ctx); err != nil {
 		return nil, err
@@ -224,7 +230,6 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	// A fleet may start before its controller: wait for it (until ctx
 	// ends), but not for a controller that refuses.
 	var resp *api.RegisterResponse
-	var err error
 	for waited := false; ; waited = true {
 		if resp, err = cfg.Controller.Register(ctx, req); err == nil || !worthWaiting(err) || ctx.Err() != nil {
 			break
@@ -358,7 +363,9 @@ type Result struct {
 	// than the sum of the stages).
 	LatencyMs float64
 	// Output is the model's output (the last block's, flattened).
-	Output   []float32
+	Output []float32
+	// Correct is set when the request carried labels and every row of
+	// the output was right under the model's metric.
 	Correct  bool
 	HasLabel bool
 	Version  uint64

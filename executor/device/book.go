@@ -35,7 +35,7 @@ var (
 type heldReport struct {
 	id    string
 	rep   *api.Report
-	class int // the output's argmax, for feedback that gives a label
+	out   []float32 // the output, for feedback that gives labels (nil under a dense metric)
 	until time.Time
 	done  bool
 }
@@ -90,7 +90,7 @@ func (b *book) abandon(id string) {
 
 // finish takes a served request's report: held for feedback until until
 // when wait is set (and the window is not zero), else released now.
-func (b *book) finish(id string, rep *api.Report, class int, wait bool, until time.Time) {
+func (b *book) finish(id string, rep *api.Report, out []float32, wait bool, until time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.active, id)
@@ -99,7 +99,7 @@ func (b *book) finish(id string, rep *api.Report, class int, wait bool, until ti
 		b.forget(id, "its report already has its accuracy signal (a label came with the request)")
 		return
 	}
-	h := &heldReport{id: id, rep: rep, class: class, until: until}
+	h := &heldReport{id: id, rep: rep, out: out, until: until}
 	b.held[id] = h
 	b.queue = append(b.queue, h)
 	for len(b.held) > b.max {
@@ -142,8 +142,8 @@ func (b *book) forget(id, why string) {
 }
 
 // feedback sets the accuracy of the held report of id with signal (which
-// turns the output's class into the signal in [0, 1]) and releases it.
-func (b *book) feedback(id string, signal func(class int) (float64, error)) (float64, error) {
+// turns the output into the signal in [0, 1]) and releases it.
+func (b *book) feedback(id string, signal func(out []float32) (float64, error)) (float64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	h := b.held[id]
@@ -159,7 +159,7 @@ func (b *book) feedback(id string, signal func(class int) (float64, error)) (flo
 		}
 		return 0, fmt.Errorf("%w: request_id %q: no request of that id was served in the last %v", ErrUnknownRequest, id, b.window)
 	}
-	v, err := signal(h.class)
+	v, err := signal(h.out)
 	if err != nil {
 		return 0, err
 	}

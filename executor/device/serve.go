@@ -26,8 +26,12 @@ type Request struct {
 	// model's).
 	X     []float32
 	Shape []int64
-	// Label is the class the output should have; negative: unknown.
+	// Label is the class the output should have, for an output of one
+	// row under a class metric; negative: unknown.
 	Label int
+	// Labels is the class of every row of the output (see
+	// DeviceInferRequest.labels), instead of Label; nil: unknown.
+	Labels []int
 	// RequestID names the request in Feedback and traces; empty: the
 	// executor makes one.
 	RequestID string
@@ -57,16 +61,16 @@ func (a *Agent) validate(r *Request) error {
 			return fmt.Errorf("%w: input value %d is %v: every value must be finite", ErrInvalid, i, v)
 		}
 	}
-	if classes := a.classes(); r.Label >= classes {
-		return fmt.Errorf("%w: label %d: model %s has %d classes (0..%d)", ErrInvalid, r.Label, m.Name, classes, classes-1)
+	if r.Label >= 0 {
+		if r.Labels != nil {
+			return fmt.Errorf("%w: the request has both label and labels: give one", ErrInvalid)
+		}
+		r.Labels = []int{r.Label}
+	}
+	if r.Labels != nil {
+		return a.score.checkLabels(r.Labels, "label")
 	}
 	return nil
-}
-
-// classes is the element count of the model's output.
-func (a *Agent) classes() int {
-	b := a.cfg.Chain.Manifest.Blocks
-	return int(b[len(b)-1].Output.Elements)
 }
 
 // Infer serves one request: it decides the arm, runs the device stage,
@@ -107,14 +111,14 @@ func (a *Agent) Infer(ctx context.Context, req Request) (Result, error) {
 		a.book.abandon(id)
 		return res, err
 	}
-	wait := req.Label < 0 && a.cfg.FeedbackWindow > 0
+	wait := !res.HasLabel && a.cfg.FeedbackWindow > 0
 	var until time.Time
 	if wait {
 		until = time.Now().Add(a.cfg.FeedbackWindow)
 		res.FeedbackUntil = until
 	}
-	class := argmax(res.Output)
-	if req.Label < 0 && a.sampleShadow() {
+	kept := a.score.keep(res.Output)
+	if !res.HasLabel && a.sampleShadow() {
 		// The shadow runs after the answer, off the request's path; the
 		// report waits for it.
 		a.inflight.Add(1)
@@ -123,11 +127,11 @@ func (a *Agent) Infer(ctx context.Context, req Request) (Result, error) {
 			if v, ok := a.shadowAgreement(a.bgCtx, res.Arm, req.X, act, res.Output); ok {
 				rep.Accuracy, rep.AccuracyShadow = &v, true
 			}
-			a.book.finish(id, rep, class, wait, until)
+			a.book.finish(id, rep, kept, wait, until)
 		}()
 		return res, nil
 	}
-	a.book.finish(id, rep, class, wait, until)
+	a.book.finish(id, rep, kept, wait, until)
 	return res, nil
 }
 
@@ -146,21 +150,25 @@ func (a *Agent) FeedbackValue(id string, v float64) error {
 	if !(v >= 0 && v <= 1) {
 		return fmt.Errorf("%w: feedback value %g: want a signal in [0, 1]", ErrInvalid, v)
 	}
-	_, err := a.book.feedback(id, func(int) (float64, error) { return v, nil })
+	_, err := a.book.feedback(id, func([]float32) (float64, error) { return v, nil })
 	return err
 }
 
-// FeedbackLabel gives the request id its true class; the signal is
-// whether the output's argmax was it.
+// FeedbackLabel gives the request id its true class, for an output of one
+// row; the signal is the output's score against it under the model's
+// metric.
 func (a *Agent) FeedbackLabel(id string, label int) (float64, error) {
-	if classes := a.classes(); label < 0 || label >= classes {
-		return 0, fmt.Errorf("%w: feedback label %d: model %s has %d classes (0..%d)", ErrInvalid, label, a.cfg.Chain.Manifest.Name, classes, classes-1)
+	return a.FeedbackLabels(id, []int{label})
+}
+
+// FeedbackLabels gives the request id the true class of every row of its
+// output; the signal is the share of rows right under the model's metric.
+func (a *Agent) FeedbackLabels(id string, labels []int) (float64, error) {
+	if err := a.score.checkLabels(labels, "feedback label"); err != nil {
+		return 0, err
 	}
-	return a.book.feedback(id, func(class int) (float64, error) {
-		if class == label {
-			return 1, nil
-		}
-		return 0, nil
+	return a.book.feedback(id, func(out []float32) (float64, error) {
+		return a.score.label(out, labels), nil
 	})
 }
 
@@ -200,7 +208,7 @@ func (a *Agent) serve(ctx context.Context, req Request, id string) (Result, *api
 	}
 	arm, k := dec.Arm, a.cfg.Chain.K()
 	st := costmodel.Stages{Arm: arm}
-	res := Result{RequestID: id, Arm: arm, Prob: dec.Prob, Version: h.version, HasLabel: req.Label >= 0}
+	res := Result{RequestID: id, Arm: arm, Prob: dec.Prob, Version: h.version, HasLabel: len(req.Labels) > 0}
 
 	// The device stage: blocks 1..s and packing, one request at a time.
 	a.devMu.Lock()
@@ -261,14 +269,15 @@ func (a *Agent) serve(ctx context.Context, req Request, id string) (Result, *api
 		a.cfg.Estimator.Observe(len(payload), st.NetworkMs, st.RTTMs)
 		a.queueMs.Store(math.Float64bits(st.CloudQueueMs))
 		out = resp.GetOutput()
+		if err := a.score.check(out, "the cloud's"); err != nil {
+			return Result{}, nil, nil, err
+		}
 	}
 	res.Output = out
 	var acc *float64
 	if res.HasLabel {
-		v := 0.0
-		if argmax(out) == req.Label {
-			v, res.Correct = 1, true
-		}
+		v := a.score.label(out, req.Labels)
+		res.Correct = v == 1
 		acc = &v
 	}
 	res.LatencyMs = msSince(start)
@@ -331,13 +340,14 @@ func (a *Agent) finishLocally(ctx context.Context, req Request, act []float32, r
 		return Result{}, err
 	}
 	res.Stages, res.Output, res.Fallback = st, out, true
-	res.Correct = res.HasLabel && argmax(out) == req.Label
+	res.Correct = res.HasLabel && a.score.label(out, req.Labels) == 1
 	return res, nil
 }
 
 // shadowAgreement obtains the full-precision output for a request served
-// with arm and says whether it agrees with out (top-1 agreement, the
-// metric of the calibration without labels). An output already at full
+// with arm and scores out's agreement with it under the accuracy table's
+// metric (calibration's agreement: the share of rows whose class agrees,
+// or the dense metric's verdict). An output already at full
 // precision (device-only, or sent at 32 bits) agrees by construction;
 // otherwise the rest of the model runs where the cost model says it is
 // cheaper: on the device from the unquantised tensor at the split, or in
@@ -366,6 +376,9 @@ func (a *Agent) shadowAgreement(ctx context.Context, arm costmodel.Arm, x, act, 
 			var resp *api.InferResponse
 			resp, _, _, err = a.offload(ctx, arm.Split, payload, "shadow")
 			full = resp.GetOutput()
+			if err == nil {
+				err = a.score.check(full, "the cloud's full-precision")
+			}
 		}
 	}
 	if err != nil {
@@ -374,10 +387,7 @@ func (a *Agent) shadowAgreement(ctx context.Context, arm costmodel.Arm, x, act, 
 		}
 		return 0, false
 	}
-	if argmax(full) == argmax(out) {
-		return 1, true
-	}
-	return 0, true
+	return a.score.agreement(out, full), true
 }
 
 // shadowLocally says whether running blocks s+1..K on the device costs

@@ -121,6 +121,12 @@ func (s *Service) request(r *api.DeviceInferRequest) (Request, error) {
 		}
 		req.Label = int(r.GetLabel())
 	}
+	if l := r.GetLabels(); len(l) > 0 {
+		if r.Label != nil {
+			return Request{}, fmt.Errorf("%w: the request has both label and labels: give one", ErrInvalid)
+		}
+		req.Labels = ints(l)
+	}
 	return req, nil
 }
 
@@ -237,6 +243,8 @@ func (s *Service) Feedback(_ context.Context, r *api.FeedbackRequest) (*api.Feed
 		err = s.a.FeedbackValue(id, v)
 	case *api.FeedbackRequest_Label:
 		v, err = s.a.FeedbackLabel(id, int(sig.Label))
+	case *api.FeedbackRequest_Labels:
+		v, err = s.a.FeedbackLabels(id, ints(sig.Labels.GetClasses()))
 	default:
 		return nil, status.Error(codes.InvalidArgument, "signal: missing: give correct, value or label")
 	}
@@ -255,9 +263,22 @@ func (s *Service) Describe(context.Context, *api.DeviceDescribeRequest) (*api.De
 		OutputShape: m.Blocks[len(m.Blocks)-1].Output.Shape, PolicyVersion: a.PolicyVersion(), Depth: uint32(a.cfg.Depth),
 		FeedbackWindowMs: float64(a.cfg.FeedbackWindow.Microseconds()) / 1000, ShadowShare: a.cfg.ShadowShare,
 		Emulated: a.labels()["emulated"], DeviceSlowdown: a.cfg.Slowdown,
+		MetricSpec: a.score.m.Spec(),
+	}
+	if a.score.m.Labelled() {
+		resp.LabelRows = uint32(a.score.rows)
 	}
 	for _, arm := range a.arms {
 		resp.Arms = append(resp.Arms, &api.Arm{Split: uint32(arm.Split), Bits: uint32(arm.Bits)})
 	}
 	return resp, nil
+}
+
+// ints converts classes from the wire.
+func ints(v []int32) []int {
+	out := make([]int, len(v))
+	for i, c := range v {
+		out[i] = int(c)
+	}
+	return out
 }

@@ -81,6 +81,9 @@ type Input struct {
 	Shape []int64
 	// Label is the class the output should have; nil: unknown.
 	Label *int32
+	// Labels is the class of every row of the output (per time step, per
+	// pixel), instead of Label.
+	Labels []int32
 	// RequestID is the caller's id; empty: the executor makes one.
 	RequestID string
 }
@@ -92,7 +95,7 @@ func (in Input) proto() *api.DeviceInferRequest {
 	for i, v := range in.X {
 		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
 	}
-	return &api.DeviceInferRequest{Input: &api.Tensor{Dtype: "float32", Shape: in.Shape, RawData: raw}, Label: in.Label, RequestId: in.RequestID}
+	return &api.DeviceInferRequest{Input: &api.Tensor{Dtype: "float32", Shape: in.Shape, RawData: raw}, Label: in.Label, Labels: in.Labels, RequestId: in.RequestID}
 }
 
 // Infer serves one request.
@@ -117,6 +120,12 @@ func (c *Client) Correct(ctx context.Context, id string, correct bool) (*api.Fee
 // Label tells the executor request id's true class.
 func (c *Client) Label(ctx context.Context, id string, label int32) (*api.FeedbackResponse, error) {
 	return c.feedback(ctx, &api.FeedbackRequest{RequestId: id, Signal: &api.FeedbackRequest_Label{Label: label}})
+}
+
+// Labels tells the executor the true class of every row of request id's
+// output.
+func (c *Client) Labels(ctx context.Context, id string, labels []int32) (*api.FeedbackResponse, error) {
+	return c.feedback(ctx, &api.FeedbackRequest{RequestId: id, Signal: &api.FeedbackRequest_Labels{Labels: &api.RowLabels{Classes: labels}}})
 }
 
 // Value gives request id an accuracy signal in [0, 1].
