@@ -104,7 +104,7 @@ type DynoConfig struct {
 	// arm's cost, the cheapest looks first (regrow.go). Default 0.03.
 	ExploreTax float64
 	// ExploreTaxMin is the least best-arm cost, in the objective's units
-	// (ms for latency), the exploration tax is a share of. Default 1.
+	// (ms for latency), the exploration tax is a share of. Default 20.
 	ExploreTaxMin float64
 	// MaxGapZ: an arm whose cost gap to the best is more than this many
 	// standard deviations of the gap gets no probability (before the
@@ -169,7 +169,7 @@ func (c *DynoConfig) resolve(table *costmodel.AccuracyTable) error {
 	def(&c.RegrowSD, 0.5)
 	def(&c.RegrowAfter, 32)
 	def(&c.ExploreTax, 0.03)
-	def(&c.ExploreTaxMin, 1)
+	def(&c.ExploreTaxMin, 20)
 	if err := c.resolveFloor(); err != nil {
 		return err
 	}
