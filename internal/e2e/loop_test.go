@@ -339,7 +339,11 @@ func TestRealNetwork(t *testing.T) {
 	f := newFixture(t, ctl.Addr())
 	est, _ := link.NewEstimator(100, 1, 0.2)
 	a, err := device.New(ctx, device.Config{ExecutorID: "real", DeviceClass: "amd64-2cpu", CostModel: f.cm, Chain: f.chain,
-		Controller: f.control, Cloud: f.cloud, Estimator: est, PingEvery: 20 * time.Millisecond, Seed: 3})
+		Controller: f.control, Cloud: f.cloud, Estimator: est, PingEvery: 20 * time.Millisecond, Seed: 3,
+		// The device is emulated forty times slower than its profile (the
+		// link is real): offloading pays once dyno has learned it, so the
+		// real-network path is exercised by what is learned.
+		Slowdown: 40})
 	if err != nil {
 		t.Fatal(err)
 	}
