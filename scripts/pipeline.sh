@@ -31,8 +31,10 @@ m=$work/model
 mkdir -p "$m/profiles"
 for f in model.json accuracy.json blocks; do ln -s "$PWD/$model/$f" "$m/$f"; done
 echo "pipeline: profiling $(basename "$model") on this host (device and cloud roles)"
-# One ONNX Runtime thread, as the device executor runs by default.
-bin/dyno-executor profile "$m" --class host --runs 15 --threads 1 >"$work/profile.log" 2>&1 || { cat "$work/profile.log" >&2; exit 1; }
+# One ONNX Runtime thread, as the device executor runs by default; the
+# device's blocks timed as the emulation runs them (the chain in order,
+# each run followed by the stretch of the slowdown), not back to back.
+bin/dyno-executor profile "$m" --class host --runs 15 --threads 1 --slowdown "$slowdown" >"$work/profile.log" 2>&1 || { cat "$work/profile.log" >&2; exit 1; }
 bin/dyno-executor profile "$m" --role cloud --class host-cloud --runs 15 --threads 1 >>"$work/profile.log" 2>&1 || { cat "$work/profile.log" >&2; exit 1; }
 name=$(basename "$model")
 k=$(grep -c '"file"' "$m/model.json")

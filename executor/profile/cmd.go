@@ -53,7 +53,12 @@ and writes the median and 95th percentile per block, and the time to pack
 (device) or unpack (cloud) one element, as a costmodel.Profile JSON file.
 By default it writes <model folder>/profiles/<class>.json, or
 <class>-cloud.json with --role cloud, so the device and cloud profiles of one
-machine sit side by side.`,
+machine sit side by side.
+
+--slowdown F times the blocks as dyno-executor device --slowdown F runs them:
+each run goes through the whole chain in order, timing every block where it
+falls, then idles F-1 times as long. Blocks run that way take longer than
+repeated alone (cold caches), and the emulation multiplies what they take.`,
 		Example: `  dyno-executor profile models/resnet50 --runs 10
   dyno-executor profile models/mnist --role cloud --class amd64-2cpu-cloud -o -`,
 		Args: cobra.ExactArgs(1),
@@ -91,6 +96,7 @@ machine sit side by side.`,
 	f.IntVar(&cfg.Threads, "threads", 0, "ONNX Runtime intra-op threads (0: its default)")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the random input")
 	f.IntVar(&cfg.PackBits, "pack-bits", 8, "precision at which packing is timed")
+	f.Float64Var(&cfg.Slowdown, "slowdown", 0, "time the blocks as a device executor with --slowdown F runs them: whole chain in order, an idle of F-1 times each run between runs (0: each block alone, back to back)")
 	f.StringVar(&provider, "provider", "cpu", "ONNX Runtime execution provider: cpu, cuda or tensorrt (recorded in the profile)")
 	f.StringVarP(&out, "out", "o", "", "output file, - for stdout")
 	return cmd

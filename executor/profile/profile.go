@@ -58,6 +58,15 @@ type Config struct {
 	PackBits int
 	// Progress receives progress reports per block; nil reports nothing.
 	Progress io.Writer
+	// Slowdown, above 1, times the blocks the way a device executor
+	// emulating a device Slowdown times slower runs them: each run goes
+	// through the whole chain in order, timing every block where it
+	// falls, and is followed by an idle (Slowdown-1) times as long as the
+	// run, as the emulated device stage waits. Blocks run this way after
+	// an idle take longer than repeated alone (caches and the core have
+	// gone cold), and the emulation stretches what they take. 0 or 1:
+	// each block is repeated alone, back to back.
+	Slowdown float64
 }
 
 // DefaultClass is the device class label of an unnamed machine:
@@ -102,6 +111,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Warmup < 0 || c.Runs < 1 || c.Threads < 0 {
 		return c, fmt.Errorf("%w: warmup %d, runs %d, threads %d: runs must be positive, the others not negative", ErrConfig, c.Warmup, c.Runs, c.Threads)
 	}
+	if c.Slowdown != 0 && !(c.Slowdown >= 1) || math.IsInf(c.Slowdown, 0) {
+		return c, fmt.Errorf("%w: slowdown %g: want 0 or a finite factor of at least 1", ErrConfig, c.Slowdown)
+	}
 	if !model.IsValidBits(c.PackBits) {
 		return c, fmt.Errorf("%w: pack bits %d is not one of %v", ErrConfig, c.PackBits, model.ValidBits)
 	}
@@ -137,28 +149,14 @@ func Profile(ctx context.Context, cfg Config, log *slog.Logger) (*costmodel.Prof
 	}
 	v, _ := ort.Version()
 	p.Source = fmt.Sprintf("dyno-executor profile: ONNX Runtime %s on %s, %s threads, %d warm-up + %d timed runs per block, %s", v, providerLabel(cfg.Provider), threadsLabel(cfg.Threads), cfg.Warmup, cfg.Runs, time.Now().UTC().Format(time.RFC3339))
-	var out []float32
-	prog := newProgress(cfg.Progress, "profile "+m.Name+" blocks", chain.K())
-	for i := 1; i <= chain.K(); i++ {
-		s := chain.Block(i)
-		times := make([]float64, 0, cfg.Runs)
-		for r := 0; r < cfg.Warmup+cfg.Runs; r++ {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			t0 := time.Now()
-			out, err = s.Run(out, acts[i-1])
-			if err != nil {
-				return nil, fmt.Errorf("profile %s: block %d: %w", m.Name, i, err)
-			}
-			if r >= cfg.Warmup {
-				times = append(times, float64(time.Since(t0).Nanoseconds())/1e6)
-			}
-		}
-		bt := costmodel.BlockTiming{MedianMs: Percentile(times, 50), P95Ms: Percentile(times, 95), Runs: cfg.Runs}
-		p.Blocks = append(p.Blocks, bt)
-		log.Debug("profile: block timed", "model", m.Name, "block", i, "name", m.Blocks[i-1].Name, "median_ms", round3(bt.MedianMs), "p95_ms", round3(bt.P95Ms))
-		prog.step(i)
+	if cfg.Slowdown > 1 {
+		p.Source += fmt.Sprintf(", blocks timed in chain order with an idle of %g times each run between runs (device slowdown %g)", cfg.Slowdown-1, cfg.Slowdown)
+		p.Blocks, err = timeInChain(ctx, chain, acts, cfg, log)
+	} else {
+		p.Blocks, err = timeAlone(ctx, chain, acts, cfg, log)
+	}
+	if err != nil {
+		return nil, err
 	}
 	ns, err := packNs(ctx, m, acts, cfg)
 	if err != nil {
@@ -169,6 +167,81 @@ func Profile(ctx context.Context, cfg Config, log *slog.Logger) (*costmodel.Prof
 		return nil, err
 	}
 	return p, nil
+}
+
+// timeAlone repeats every block alone, back to back.
+func timeAlone(ctx context.Context, chain *ort.Chain, acts [][]float32, cfg Config, log *slog.Logger) ([]costmodel.BlockTiming, error) {
+	m := chain.Manifest
+	var out []float32
+	var blocks []costmodel.BlockTiming
+	prog := newProgress(cfg.Progress, "profile "+m.Name+" blocks", chain.K())
+	for i := 1; i <= chain.K(); i++ {
+		s := chain.Block(i)
+		times := make([]float64, 0, cfg.Runs)
+		for r := 0; r < cfg.Warmup+cfg.Runs; r++ {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			t0 := time.Now()
+			var err error
+			out, err = s.Run(out, acts[i-1])
+			if err != nil {
+				return nil, fmt.Errorf("profile %s: block %d: %w", m.Name, i, err)
+			}
+			if r >= cfg.Warmup {
+				times = append(times, float64(time.Since(t0).Nanoseconds())/1e6)
+			}
+		}
+		blocks = append(blocks, blockTiming(m, i, times, cfg.Runs, log))
+		prog.step(i)
+	}
+	return blocks, nil
+}
+
+// timeInChain runs the whole chain in order, timing every block where it
+// falls, then idles (Slowdown-1) times the run.
+func timeInChain(ctx context.Context, chain *ort.Chain, acts [][]float32, cfg Config, log *slog.Logger) ([]costmodel.BlockTiming, error) {
+	m, k := chain.Manifest, chain.K()
+	times := make([][]float64, k)
+	outs := make([][]float32, k)
+	prog := newProgress(cfg.Progress, "profile "+m.Name+" runs", cfg.Warmup+cfg.Runs)
+	for r := 0; r < cfg.Warmup+cfg.Runs; r++ {
+		start := time.Now()
+		cur := acts[0]
+		for i := 1; i <= k; i++ {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			t0 := time.Now()
+			out, err := chain.Block(i).Run(outs[i-1], cur)
+			if err != nil {
+				return nil, fmt.Errorf("profile %s: block %d: %w", m.Name, i, err)
+			}
+			if r >= cfg.Warmup {
+				times[i-1] = append(times[i-1], float64(time.Since(t0).Nanoseconds())/1e6)
+			}
+			outs[i-1], cur = out, out
+		}
+		idle := time.NewTimer(time.Duration(float64(time.Since(start)) * (cfg.Slowdown - 1)))
+		select {
+		case <-ctx.Done():
+			idle.Stop()
+			return nil, ctx.Err()
+		case <-idle.C:
+		}
+		prog.step(r + 1)
+	}
+	blocks := make([]costmodel.BlockTiming, 0, k)
+	for i := 1; i <= k; i++ {
+		blocks = append(blocks, blockTiming(m, i, times[i-1], cfg.Runs, log))
+	}
+	return blocks, nil
+}
+
+func blockTiming(m *model.Manifest, i int, times []float64, runs int, log *slog.Logger) costmodel.BlockTiming {
+	bt := costmodel.BlockTiming{MedianMs: Percentile(times, 50), P95Ms: Percentile(times, 95), Runs: runs}
+	log.Debug("profile: block timed", "model", m.Name, "block", i, "name", m.Blocks[i-1].Name, "median_ms", round3(bt.MedianMs), "p95_ms", round3(bt.P95Ms))
+	return bt
 }
 
 func threadsLabel(n int) string {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dynoml/dyno/costmodel"
@@ -65,9 +67,13 @@ func TestPercentile(t *testing.T) {
 
 func TestProfile(t *testing.T) {
 	dir := tinyDir(t)
-	for _, role := range []costmodel.Role{costmodel.RoleDevice, costmodel.RoleCloud} {
-		t.Run(string(role), func(t *testing.T) {
-			p, err := profile.Profile(context.Background(), profile.Config{Model: dir, Role: role, Runs: 3, Warmup: 1, Threads: 1, DeviceClass: "test-class"}, quiet())
+	for _, tc := range []struct {
+		role     costmodel.Role
+		slowdown float64
+	}{{costmodel.RoleDevice, 0}, {costmodel.RoleCloud, 0}, {costmodel.RoleDevice, 3}} {
+		role := tc.role
+		t.Run(fmt.Sprintf("%s-slowdown%g", role, tc.slowdown), func(t *testing.T) {
+			p, err := profile.Profile(context.Background(), profile.Config{Model: dir, Role: role, Runs: 3, Warmup: 1, Threads: 1, DeviceClass: "test-class", Slowdown: tc.slowdown}, quiet())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,6 +87,9 @@ func TestProfile(t *testing.T) {
 				if b.MedianMs <= 0 || b.Runs != 3 {
 					t.Errorf("block %d: %+v", i+1, b)
 				}
+			}
+			if inChain := strings.Contains(p.Source, "chain order"); inChain != (tc.slowdown > 1) {
+				t.Errorf("slowdown %g: source %q", tc.slowdown, p.Source)
 			}
 			if p.PackNsPerElement <= 0 {
 				t.Errorf("pack ns/element %g", p.PackNsPerElement)
@@ -100,6 +109,9 @@ func TestProfileConfigErrors(t *testing.T) {
 		{"bad role", profile.Config{Model: dir, Role: "edge"}, true},
 		{"negative runs", profile.Config{Model: dir, Runs: -1}, true},
 		{"pack bits", profile.Config{Model: dir, PackBits: 5}, true},
+		{"slowdown below 1", profile.Config{Model: dir, Slowdown: 0.5}, true},
+		{"slowdown NaN", profile.Config{Model: dir, Slowdown: math.NaN()}, true},
+		{"slowdown infinite", profile.Config{Model: dir, Slowdown: math.Inf(1)}, true},
 		{"missing model", profile.Config{Model: filepath.Join(dir, "nope")}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
