@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/dynoml/dyno/model"
 )
@@ -94,6 +96,24 @@ func (c *Chain) Run(from, to int, x []float32) ([]float32, error) {
 		cur = out
 	}
 	return slices.Clone(cur), nil
+}
+
+// RunCPU is Run, also returning the CPU time the calling thread spent in
+// it: with one intra-op thread ONNX Runtime computes on the caller's
+// thread, so this is the blocks' compute without the time the thread
+// waited for a core (0 where the platform cannot say). An emulated slower
+// device stretches this rather than the wall time, so that a busy host's
+// waits are not multiplied as if they were compute.
+func (c *Chain) RunCPU(from, to int, x []float32) ([]float32, time.Duration, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c0, ok0 := threadCPU()
+	y, err := c.Run(from, to, x)
+	c1, ok1 := threadCPU()
+	if !ok0 || !ok1 {
+		return y, 0, err
+	}
+	return y, c1 - c0, err
 }
 
 // Close releases every session.

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -147,6 +148,17 @@ func TestBlocksChainToTheWholeModel(t *testing.T) {
 				t.Errorf("seed %d: largest output %g: the seeded weights make the check meaningless", seed, mx)
 			}
 			t.Logf("%d blocks, max |difference| %.3g, max |output| %.3g", chain.K(), d, mx)
+			// RunCPU gives Run's tensor and the thread's CPU time in it.
+			again, cpu, err := chain.RunCPU(0, chain.K(), x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, _ := maxDiff(again, got); d != 0 {
+				t.Errorf("RunCPU differs from Run by %g", d)
+			}
+			if runtime.GOOS == "linux" && cpu <= 0 {
+				t.Errorf("RunCPU on linux: thread CPU time %v", cpu)
+			}
 			// Stop at a middle split and resume.
 			s := chain.K() / 2
 			mid, err := chain.Run(0, s, x)
