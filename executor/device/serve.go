@@ -229,7 +229,14 @@ func (a *Agent) serve(ctx context.Context, req Request, id string) (Result, *api
 		if a.cfg.Compress {
 			opt.Compression = packing.CompressionZstd
 		}
-		if payload, err = packing.Encode(nil, act, a.splitShape(arm.Split), opt); err != nil {
+		pb, _ := a.payloads.Get().(*[]byte)
+		if pb == nil {
+			pb = new([]byte)
+		}
+		// The call has marshalled the payload when it returns: the
+		// buffer serves the next request.
+		defer func() { *pb = payload[:0]; a.payloads.Put(pb) }()
+		if payload, err = packing.Encode((*pb)[:0], act, a.splitShape(arm.Split), opt); err != nil {
 			a.devMu.Unlock()
 			return Result{}, nil, nil, fmt.Errorf("device: pack split %d at %d bits: %w", arm.Split, arm.Bits, err)
 		}
