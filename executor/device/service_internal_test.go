@@ -37,3 +37,32 @@ func TestFloats(t *testing.T) {
 		t.Errorf("floats(nil) = %v, want nil", got)
 	}
 }
+
+// TestNonFinite checks the finiteness test on every kind
+// of value, at every place in and across its blocks.
+func TestNonFinite(t *testing.T) {
+	bad := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), math.Float32frombits(0x7f800001), math.Float32frombits(0xffffffff)}
+	fine := []float32{0, -0.0, 1, -1, math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32, math.Float32frombits(0x7f7fffff), math.Float32frombits(0x80000001)}
+	x := make([]float32, 1000)
+	for i := range x {
+		x[i] = fine[i%len(fine)]
+	}
+	if i := nonFinite(x); i != -1 {
+		t.Fatalf("finite values: nonFinite = %d (%v), want -1", i, x[i])
+	}
+	if i := nonFinite(nil); i != -1 {
+		t.Fatalf("no values: nonFinite = %d, want -1", i)
+	}
+	for _, at := range []int{0, 1, 255, 256, 257, 511, 999} {
+		for _, v := range bad {
+			y := append([]float32(nil), x...)
+			y[at] = v
+			if at+300 < len(y) {
+				y[at+300] = v // a later one does not hide the first
+			}
+			if i := nonFinite(y); i != at {
+				t.Errorf("%v at %d: nonFinite = %d", v, at, i)
+			}
+		}
+	}
+}
