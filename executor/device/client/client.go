@@ -78,6 +78,8 @@ func (c *Client) deadline(ctx context.Context) (context.Context, context.CancelF
 
 // Input is one request.
 type Input struct {
+	// X is the model's input, row-major. It is sent without a copy: it
+	// must not change while Infer or Send runs (after they return it may).
 	X     []float32
 	Shape []int64
 	// Label is the class the output should have; nil: unknown.
