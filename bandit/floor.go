@@ -7,18 +7,18 @@ import (
 	"github.com/dynoml/dyno/costmodel"
 )
 
-// DefaultExploreFloor is dyno's default exploration floor: 5% of the
+// DefaultExploreFloor is dyno's default exploration floor: 2% of the
 // probability keeps every eligible arm choosable. docs/eval.md gives what
 // it costs in regret and what it buys offline.
-const DefaultExploreFloor = 0.05
+const DefaultExploreFloor = 0.02
 
 // maxExploreFloor bounds the floor: above it the policy is mostly uniform.
 const maxExploreFloor = 0.5
 
-// DefaultBaselineFloor is the default of DynoConfig.BaselineFloor: about 15
-// records in 5,000 for each baseline's arm, what a 95% interval of its
-// cost needs to hold the truth nine times in ten.
-const DefaultBaselineFloor = 0.003
+// DefaultBaselineFloor is the default of DynoConfig.BaselineFloor: about 5
+// records in 5,000 for each baseline's arm, enough for a 95% interval of
+// its cost to hold the truth nine times in ten (docs/eval.md).
+const DefaultBaselineFloor = 0.001
 
 // maxBaselineFloor bounds the baseline floor (three arms at most).
 const maxBaselineFloor = 0.05

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -32,6 +33,9 @@ type Server struct {
 	models map[string]*ort.Chain
 	slots  chan struct{} // running
 	admit  chan struct{} // running or waiting
+	// inputs holds decoded payloads' buffers (*[]float32) for the next
+	// request.
+	inputs sync.Pool
 }
 
 // DefaultMaxQueue is the number of requests that may wait for a worker
@@ -116,7 +120,15 @@ func (s *Server) Infer(ctx context.Context, req *api.InferRequest) (*api.InferRe
 	defer func() { <-s.slots }()
 	queued := time.Now()
 
-	x, h, err := packing.Decode(nil, req.GetPayload(), packing.DecodeOptions{MaxElements: want.Elements})
+	xb, _ := s.inputs.Get().(*[]float32)
+	if xb == nil {
+		xb = new([]float32)
+	}
+	defer s.inputs.Put(xb)
+	x, h, err := packing.Decode((*xb)[:0], req.GetPayload(), packing.DecodeOptions{MaxElements: want.Elements})
+	if cap(x) > cap(*xb) {
+		*xb = x[:0] // Run copies x into the model's tensor: the buffer is free after it
+	}
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "payload of split %d: %v", split, err)
 	}

@@ -123,9 +123,12 @@ type Agent struct {
 	key    string
 	arms   []costmodel.Arm
 	policy atomic.Pointer[held]
-	score  scorer // the accuracy table's metric
-	rep    *reporter
-	book   *book
+	// payloads holds packed payloads' buffers (*[]byte) for the next
+	// request.
+	payloads sync.Pool
+	score    scorer // the accuracy table's metric
+	rep      *reporter
+	book     *book
 
 	queueMs atomic.Uint64 // math.Float64bits of the cloud's last reported queueing
 

@@ -56,10 +56,8 @@ func (a *Agent) validate(r *Request) error {
 	if int64(len(r.X)) != want.Elements {
 		return fmt.Errorf("%w: input holds %d values, shape %v needs %d", ErrInvalid, len(r.X), want.Shape, want.Elements)
 	}
-	for i, v := range r.X {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return fmt.Errorf("%w: input value %d is %v: every value must be finite", ErrInvalid, i, v)
-		}
+	if i := nonFinite(r.X); i >= 0 {
+		return fmt.Errorf("%w: input value %d is %v: every value must be finite", ErrInvalid, i, r.X[i])
 	}
 	if r.Label >= 0 {
 		if r.Labels != nil {
@@ -71,6 +69,31 @@ func (a *Agent) validate(r *Request) error {
 		return a.score.checkLabels(r.Labels, "label")
 	}
 	return nil
+}
+
+// nonFinite is the index of x's first NaN or infinity, or -1. It tests
+// blocks of values without a branch per value (a float32 is not finite
+// when its exponent bits are all ones: adding one to that exponent
+// carries into the sign bit), then finds the index in the block that
+// has one.
+func nonFinite(x []float32) int {
+	const block = 256
+	for lo := 0; lo < len(x); lo += block {
+		hi := min(lo+block, len(x))
+		var bad uint32
+		for _, v := range x[lo:hi] {
+			bad |= (math.Float32bits(v)&0x7f800000 + 0x00800000) & 0x80000000
+		}
+		if bad == 0 {
+			continue
+		}
+		for i := lo; i < hi; i++ {
+			if math.Float32bits(x[i])&0x7f800000 == 0x7f800000 {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // Infer serves one request: it decides the arm, runs the device stage,
@@ -229,7 +252,14 @@ func (a *Agent) serve(ctx context.Context, req Request, id string) (Result, *api
 		if a.cfg.Compress {
 			opt.Compression = packing.CompressionZstd
 		}
-		if payload, err = packing.Encode(nil, act, a.splitShape(arm.Split), opt); err != nil {
+		pb, _ := a.payloads.Get().(*[]byte)
+		if pb == nil {
+			pb = new([]byte)
+		}
+		// The call has marshalled the payload when it returns: the
+		// buffer serves the next request.
+		defer func() { *pb = payload[:0]; a.payloads.Put(pb) }()
+		if payload, err = packing.Encode((*pb)[:0], act, a.splitShape(arm.Split), opt); err != nil {
 			a.devMu.Unlock()
 			return Result{}, nil, nil, fmt.Errorf("device: pack split %d at %d bits: %w", arm.Split, arm.Bits, err)
 		}

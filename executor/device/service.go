@@ -9,6 +9,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -106,10 +107,7 @@ func (s *Service) request(r *api.DeviceInferRequest) (Request, error) {
 		if len(raw)%4 != 0 {
 			return Request{}, fmt.Errorf("%w: input raw_data is %d bytes, not a whole number of float32 values", ErrInvalid, len(raw))
 		}
-		x = make([]float32, len(raw)/4)
-		for i := range x {
-			x[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
+		x = floats(raw)
 	}
 	req := Request{Model: r.GetModel(), X: x, Shape: in.GetShape(), Label: -1, RequestID: r.GetRequestId()}
 	if req.Shape == nil {
@@ -272,6 +270,29 @@ func (s *Service) Describe(context.Context, *api.DeviceDescribeRequest) (*api.De
 		resp.Arms = append(resp.Arms, &api.Arm{Split: uint32(arm.Split), Bits: uint32(arm.Bits)})
 	}
 	return resp, nil
+}
+
+// littleEndian says whether float32 values in memory are the wire's
+// little-endian bytes.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// floats is raw_data (a whole number of little-endian float32 values) as
+// float32: on a little-endian machine, when raw is aligned for float32, a
+// view of its memory (the request owns it: the message decoder copied it
+// off the wire, and nothing writes to it), else a copy.
+func floats(raw []byte) []float32 {
+	n := len(raw) / 4
+	if n == 0 {
+		return nil
+	}
+	if littleEndian && uintptr(unsafe.Pointer(&raw[0]))%unsafe.Alignof(float32(0)) == 0 {
+		return unsafe.Slice((*float32)(unsafe.Pointer(&raw[0])), n)
+	}
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	}
+	return x
 }
 
 // ints converts classes from the wire.

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dynoml/dyno/model"
@@ -21,6 +22,9 @@ type Chain struct {
 	// Dir is the folder of model.json; block files are relative to it.
 	Dir    string
 	blocks []*Session
+	// scratch holds the tensors between blocks of a run (*[2][]float32),
+	// kept for the next run rather than allocated per block.
+	scratch sync.Pool
 }
 
 // ManifestPath accepts a model.json path or the folder holding one.
@@ -85,7 +89,11 @@ func (c *Chain) Run(from, to int, x []float32) ([]float32, error) {
 	if from == to {
 		return slices.Clone(x), nil
 	}
-	var buf [2][]float32
+	buf, _ := c.scratch.Get().(*[2][]float32)
+	if buf == nil {
+		buf = new([2][]float32)
+	}
+	defer c.scratch.Put(buf)
 	cur := x
 	for i := from; i < to; i++ {
 		out, err := c.blocks[i].Run(buf[i%2], cur)

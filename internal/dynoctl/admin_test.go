@@ -143,7 +143,7 @@ func TestAdminCommands(t *testing.T) {
 		{"unpin", []string{"unpin", key}, 0, "unpin " + key},
 		{"objective set", []string{"objective", "set", key, "--kind", "min-cloud-cost", "--slo", "120", "--floor", "0.6"}, 0, "objective " + key},
 		{"objective set without slo", []string{"objective", "set", key, "--kind", "min-cloud-cost"}, 2, "SLO"},
-		{"policy show default floors", []string{"policy", "show", key}, 0, "explore 0.05, baseline 0.003"},
+		{"policy show default floors", []string{"policy", "show", key}, 0, "explore 0.02, baseline 0.001"},
 		{"policy explore", []string{"policy", "explore", key, "--explore-floor", "0.1", "--baseline-floor", "-1"}, 0, "floors " + key + ": in effect from version"},
 		{"policy show floors", []string{"policy", "show", key}, 0, "explore 0.1, baseline off"},
 		{"policy explore one floor", []string{"policy", "explore", key, "--baseline-floor", "0.02"}, 0, "floors " + key},

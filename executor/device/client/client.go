@@ -9,6 +9,7 @@ import (
 	"errors"
 	"math"
 	"time"
+	"unsafe"
 
 	"google.golang.org/grpc"
 
@@ -77,6 +78,8 @@ func (c *Client) deadline(ctx context.Context) (context.Context, context.CancelF
 
 // Input is one request.
 type Input struct {
+	// X is the model's input, row-major. It is sent without a copy: it
+	// must not change while Infer or Send runs (after they return it may).
 	X     []float32
 	Shape []int64
 	// Label is the class the output should have; nil: unknown.
@@ -88,13 +91,32 @@ type Input struct {
 	RequestID string
 }
 
-// proto sends the values as raw_data, which encodes and decodes an order
-// of magnitude faster than a repeated float.
-func (in Input) proto() *api.DeviceInferRequest {
-	raw := make([]byte, 4*len(in.X))
-	for i, v := range in.X {
+// littleEndian says whether float32 values in memory are already the
+// wire's little-endian bytes.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// rawBytes is x as raw_data: on a little-endian machine a view of x's
+// memory (the call only reads it, while x is alive), else a copy in wire
+// order.
+func rawBytes(x []float32) []byte {
+	if len(x) == 0 {
+		return nil
+	}
+	if littleEndian {
+		return unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), 4*len(x))
+	}
+	raw := make([]byte, 4*len(x))
+	for i, v := range x {
 		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
 	}
+	return raw
+}
+
+// proto sends the values as raw_data, which encodes and decodes an order
+// of magnitude faster than a repeated float; X is not copied on a
+// little-endian machine, so it must not change until the call returns.
+func (in Input) proto() *api.DeviceInferRequest {
+	raw := rawBytes(in.X)
 	return &api.DeviceInferRequest{Input: &api.Tensor{Dtype: "float32", Shape: in.Shape, RawData: raw}, Label: in.Label, Labels: in.Labels, RequestId: in.RequestID}
 }
 
