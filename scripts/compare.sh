@@ -33,10 +33,8 @@ work=$(mktemp -d)
 # Every process started, the device executors of the background rows
 # included, is in $work/pids.
 trap 'kill $(cat "$work/pids" 2>/dev/null) $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-admin=$(secret); fleet=$(secret)
-printf 'ops admin %s\nfleet executor %s\n' "$admin" "$fleet" >"$work/tokens"
-echo "$admin" >"$work/admin.token"; echo "$fleet" >"$work/executor.token"; secret >"$work/cloud.token"; secret >"$work/app.token"
+. scripts/loopback-tokens.sh
+write_tokens "$work"
 
 # The model with this host's profiles, measured now, and each emulated
 # class's: the host's slowed down by the class's factor.

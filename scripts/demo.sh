@@ -53,13 +53,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Credentials: a self-signed certificate for 127.0.0.1 and three secrets.
+# Credentials: a self-signed certificate for 127.0.0.1 and the secrets (scripts/loopback-tokens.sh).
 bin/dyno-controller gen-cert -cert "$work/tls.crt" -key "$work/tls.key" -hosts 127.0.0.1 >/dev/null
-secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-admin=$(secret); fleet=$(secret); cloudtok=$(secret)
-printf 'ops admin %s\nfleet executor %s\n' "$admin" "$fleet" >"$work/tokens"
-echo "$admin" >"$work/admin.token"; echo "$fleet" >"$work/executor.token"; echo "$cloudtok" >"$work/cloud.token"; secret >"$work/app.token"
-chmod 600 "$work"/*.token "$work/tokens"
+. scripts/loopback-tokens.sh
+write_tokens "$work"
 ctl=127.0.0.1:17070
 cloud=127.0.0.1:17071
 ctlctl=(--addr "$ctl" --ca "$work/tls.crt" --token-file "$work/admin.token")

@@ -21,10 +21,8 @@ requests=${DYNO_PIPELINE_REQUESTS:-100}
 [[ -f $trace ]] || { echo "pipeline: $trace is missing (set DYNO_TRACES to the traces folder)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-admin=$(secret); fleet=$(secret)
-printf 'ops admin %s\nfleet executor %s\n' "$admin" "$fleet" >"$work/tokens"
-echo "$admin" >"$work/admin.token"; echo "$fleet" >"$work/executor.token"; secret >"$work/cloud.token"; secret >"$work/app.token"
+. scripts/loopback-tokens.sh
+write_tokens "$work"
 
 # The model folder with profiles of this host, measured now.
 m=$work/model

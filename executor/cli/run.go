@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -445,19 +444,9 @@ func (w *window) summary() string {
 	if w.n == 0 {
 		return "nothing served"
 	}
-	type kv struct {
-		a costmodel.Arm
-		n int
-	}
-	var arms []kv
-	for a, n := range w.arms {
-		arms = append(arms, kv{a, n})
-	}
-	sort.Slice(arms, func(i, j int) bool {
-		return arms[i].n > arms[j].n || arms[i].n == arms[j].n && arms[i].a.String() < arms[j].a.String()
-	})
+	arms := load.ByUse(w.arms)
 	s := fmt.Sprintf("mean latency %.1f ms, offloaded %.0f%%, top arm %v (%.0f%%)", w.latency/float64(w.n),
-		100*float64(w.offloaded)/float64(w.n), arms[0].a, 100*float64(arms[0].n)/float64(w.n))
+		100*float64(w.offloaded)/float64(w.n), arms[0].Arm, 100*float64(arms[0].N)/float64(w.n))
 	if w.labelled > 0 {
 		s += fmt.Sprintf(", accuracy %.3f", float64(w.correct)/float64(w.labelled))
 	}

@@ -476,16 +476,6 @@ func worthWaiting(err error) bool {
 
 func msSince(t time.Time) float64 { return float64(time.Since(t)) / float64(time.Millisecond) }
 
-func argmax(v []float32) int {
-	best := -1
-	for i, x := range v {
-		if best < 0 || x > v[best] {
-			best = i
-		}
-	}
-	return best
-}
-
 // ping measures the round trip of a real link every PingEvery with the
 // cloud's cheapest call.
 func (a *Agent) ping(ctx context.Context) {

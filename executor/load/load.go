@@ -179,26 +179,34 @@ func (s *Summary) CalibratedAccuracy(cm *costmodel.Model) float64 {
 	return acc / float64(n)
 }
 
-// ArmShares lists the arms by share, most used first.
-func (s *Summary) ArmShares() string {
-	type kv struct {
-		a costmodel.Arm
-		n int
-	}
-	var arms []kv
-	for a, n := range s.Arms {
-		arms = append(arms, kv{a, n})
+// ArmCount is an arm and how many requests used it.
+type ArmCount struct {
+	Arm costmodel.Arm
+	N   int
+}
+
+// ByUse lists the arms of counts, most used first (ties by name).
+func ByUse(counts map[costmodel.Arm]int) []ArmCount {
+	arms := make([]ArmCount, 0, len(counts))
+	for a, n := range counts {
+		arms = append(arms, ArmCount{a, n})
 	}
 	sort.Slice(arms, func(i, j int) bool {
-		return arms[i].n > arms[j].n || arms[i].n == arms[j].n && arms[i].a.String() < arms[j].a.String()
+		return arms[i].N > arms[j].N || arms[i].N == arms[j].N && arms[i].Arm.String() < arms[j].Arm.String()
 	})
+	return arms
+}
+
+// ArmShares lists the arms by share, most used first.
+func (s *Summary) ArmShares() string {
+	arms := ByUse(s.Arms)
 	var parts []string
 	for i, x := range arms {
 		if i == 5 {
 			parts = append(parts, "...")
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%v %.0f%%", x.a, 100*float64(x.n)/float64(max(s.Served, 1))))
+		parts = append(parts, fmt.Sprintf("%v %.0f%%", x.Arm, 100*float64(x.N)/float64(max(s.Served, 1))))
 	}
 	return strings.Join(parts, ", ")
 }
