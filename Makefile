@@ -81,8 +81,9 @@ bench: deps ## Run the benchmarks and print the summary tables
 	@./scripts/bench.sh
 
 .PHONY: demo
-demo: deps models influxd ## Run the whole loop on one machine (controller, cloud executor, emulated devices), then the simulator and offline evaluation (see README)
-	@./scripts/demo.sh
+demo: deps models ## Run the whole loop on one machine (controller, cloud executor, emulated devices), then the simulator and offline evaluation (see README); starts influxd for it and stops it after, unless one was running already
+	@./scripts/influxd.sh build
+	@./scripts/influxd.sh with ./scripts/demo.sh
 
 .PHONY: clean
 clean: ## Remove build outputs and fetched parts (.cache/, bin/, models/, dist/)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: the whole loop on one machine, then the simulator and offline
-# evaluation. make demo has already fetched ONNX Runtime, built the models
-# and started a local influxd.
+# evaluation. make demo has already fetched ONNX Runtime and built the
+# models, and runs this with a local influxd it stops afterwards (unless one
+# was running already).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bin out/demo
